@@ -1,0 +1,7 @@
+"""Compiled kernels, one module per execution target.
+
+``cpu``  : Numba ``njit`` kernels, serial and ``parallel=True`` twins of one source.
+``codes``: the integer codes the kernels take for activations and costs.
+
+Every kernel has a twin in :mod:`engine.oracle`, the NumPy reference; the tests compare them.
+"""

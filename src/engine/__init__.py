@@ -1,0 +1,25 @@
+"""engine: train fully connected neural networks fast, with Numba, checked against NumPy.
+
+>>> import engine
+>>> net = engine.Network([784, 30, 10])          # Nielsen's network
+>>> history = net.fit(X, y, epochs=30, batch_size=10, lr=3.0)  # doctest: +SKIP
+"""
+
+from .network import Network
+
+__version__ = "0.1.0"
+
+
+def backends():
+    """Which backends can run here: ``{name: True or a reason string}``."""
+    available = {"numpy": True, "numba": True, "numba-parallel": True}
+    try:
+        from .cuda_backend import availability
+    except ImportError:
+        available["cuda"] = "not built in this version"
+    else:
+        available["cuda"] = availability()
+    return available
+
+
+__all__ = ["Network", "backends", "__version__"]

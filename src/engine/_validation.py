@@ -1,0 +1,127 @@
+"""Input checks that run before any compiled code, so users see a sentence, not a traceback.
+
+Every message names the argument, what was expected and what was given.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def choice(name, value, valid):
+    """Check that ``value`` is one of the names in ``valid`` (a dict or a sequence)."""
+    if not isinstance(value, str) or value not in valid:
+        options = ", ".join(repr(v) for v in valid)
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+    return value
+
+
+def positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer; got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer; got {value}")
+    return int(value)
+
+
+def non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer; got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {value}")
+    return int(value)
+
+
+def positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number; got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {value}")
+    return value
+
+
+def layer_sizes(sizes):
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be a list of layer widths such as [784, 30, 10]; "
+                        f"got {sizes!r}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output layer; got {sizes}")
+    for i, n in enumerate(sizes):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+            raise ValueError(f"sizes[{i}] must be a positive integer; got {n!r} in {sizes}")
+    return [int(n) for n in sizes]
+
+
+def _numeric_array(name, value):
+    """An ndarray of real numbers (bool and integers allowed), not objects or strings."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array; could not convert it: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                    or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real; got dtype {arr.dtype}")
+    return arr
+
+
+def features(X, n_in, dtype, name="X"):
+    """Return ``X`` as a C-contiguous (n_samples, n_in) array of ``dtype``, checked."""
+    arr = _numeric_array(name, X)
+    if arr.ndim != 2:
+        hint = " (reshape a single sample with X.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape "
+                         f"{arr.shape}{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples")
+    if arr.shape[1] != n_in:
+        raise ValueError(f"{name} has {arr.shape[1]} features but the network's input layer "
+                         f"has {n_in}")
+    # Converting also takes care of big-endian and non-contiguous inputs.
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(out)):
+        bad = int(np.count_nonzero(~np.isfinite(out)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+    return out
+
+
+def targets(y, n_samples, n_out, dtype, name="y"):
+    """Split ``y`` into class labels or float targets.
+
+    Returns ``(labels, target_rows)``: int64 labels of shape (n,) and an empty (0, n_out)
+    target array for classification, or an empty labels array and (n, n_out) targets for
+    regression. Integer labels are accepted when the output layer has more than one unit;
+    with a single output unit, ``y`` is always a target value.
+    """
+    arr = _numeric_array(name, y)
+    if arr.shape[:1] != (n_samples,):
+        raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} samples but X has "
+                         f"{n_samples}")
+    empty_labels = np.empty(0, dtype=np.int64)
+    if arr.ndim == 1 and n_out > 1:
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} contains NaN or infinite labels")
+            if not np.all(arr == np.round(arr)):
+                raise ValueError(f"{name} holds class labels for a {n_out}-unit output layer, "
+                                 f"so it must hold whole numbers; got non-integer values "
+                                 f"such as {arr[arr != np.round(arr)][0]}")
+        labels = arr.astype(np.int64)
+        bad = (labels < 0) | (labels >= n_out)
+        if bad.any():
+            raise ValueError(f"{name} holds class labels, which must lie in 0..{n_out - 1} "
+                             f"for a {n_out}-unit output layer; got {labels[bad][0]}")
+        return labels, np.empty((0, n_out), dtype=dtype)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[1] != n_out:
+        raise ValueError(f"{name} must be class labels of shape ({n_samples},) or targets of "
+                         f"shape ({n_samples}, {n_out}); got shape {arr.shape}")
+    rows = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(rows)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return empty_labels, rows
