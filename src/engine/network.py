@@ -323,15 +323,32 @@ class Network:
         self._task = "classification" if labels.size else "regression"
         return X, labels, targets
 
-    def _train_epochs(self, X, labels, targets, epochs, batch_size, lr, shuffle, on_epoch_end):
-        """The epoch loop every training entry point shares. The order of each epoch comes
-        from the network's generator; all mini-batches of an epoch run in one backend call."""
+    def _train_epochs(self, X, labels, targets, epochs, batch_size, lr, shuffle, on_epoch_end,
+                      on_progress=None, updates_per_call=None):
+        """The epoch loop every training entry point shares.
+
+        Each epoch's order comes from the network's generator. Without ``on_progress`` all
+        mini-batches of an epoch run in one backend call; with it, the epoch runs in chunks of
+        ``updates_per_call`` mini-batches (default: about 100 chunks per epoch) and
+        ``on_progress(samples_done, n)`` is called between them. A KeyboardInterrupt raised
+        during a chunk surfaces after it, at a mini-batch boundary, with the parameters
+        consistent.
+        """
         self._sync_parameters()
         n = X.shape[0]
+        n_batches = -(-n // batch_size)
+        if updates_per_call is None:
+            updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
+        step = updates_per_call * batch_size
         for epoch in range(epochs):
             order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-            total_cost = self._backend.train(self, X, labels, targets, order, 0, n,
-                                             batch_size, lr)
+            total_cost = 0.0
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                total_cost += self._backend.train(self, X, labels, targets, order, start, stop,
+                                                  batch_size, lr)
+                if on_progress is not None:
+                    on_progress(stop, n)
             on_epoch_end(epoch, float(total_cost) / n)
 
     def _measure(self, X, labels, targets):
