@@ -119,6 +119,7 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
     one = a.dtype.type(1)
     half = a.dtype.type(0.5)
     c = zero
+    target_sum = zero  # softmax cross-entropy: δ = a·Σy − y (a − y for one-hot targets)
     if cost == CROSS_ENTROPY and output == SOFTMAX:
         zmax = z[0]
         for j in range(1, n):
@@ -131,6 +132,7 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
         yj = (one if j == label else zero) if label >= 0 else y[j]
         g = a[j] - yj
         delta[j] = g
+        target_sum += yj
         if cost == CROSS_ENTROPY:
             if output == SIGMOID:
                 c += yj * _softplus(-z[j]) + (one - yj) * _softplus(z[j])
@@ -138,6 +140,10 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
                 c += yj * (logsumexp - z[j])
         else:
             c += half * g * g
+    if cost == CROSS_ENTROPY and output == SOFTMAX and target_sum != one:
+        for j in range(n):
+            yj = (one if j == label else zero) if label >= 0 else y[j]
+            delta[j] = a[j] * target_sum - yj
     if cost != CROSS_ENTROPY:
         if output == SOFTMAX:
             ag = zero

@@ -123,11 +123,15 @@ def output_delta(a_out, Y, cost, output):
 
     Cross-entropy paired with its canonical output (sigmoid or softmax) gives δ = a − y:
     the σ' factor cancels, which is why it learns faster from bad starts (Nielsen, ch. 3).
+    (For softmax the exact form is δ = a·Σ_j y_j − y, which is a − y for targets that sum
+    to one, such as one-hot labels.)
     Quadratic cost multiplies by the output's Jacobian: element-wise σ'(z), or for softmax
     J = diag(a) − a aᵀ, so δ_j = a_j (g_j − Σ_k a_k g_k) with g = a − y.
     """
     g = a_out - Y
     if cost == "cross_entropy":
+        if output == "softmax":
+            return a_out * Y.sum(axis=1, keepdims=True) - Y
         return g
     if output == "softmax":
         return a_out * (g - np.sum(a_out * g, axis=1, keepdims=True))

@@ -1,0 +1,67 @@
+"""Shared fixtures: small awkward data sets and the real MNIST test set when present."""
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every (activation, output, cost) combination the engine accepts.
+COMBINATIONS = [
+    (hidden, output, cost)
+    for hidden in ("sigmoid", "tanh", "relu", "identity")
+    for output in ("sigmoid", "tanh", "relu", "identity", "softmax")
+    for cost in ("quadratic", "cross_entropy")
+    if cost == "quadratic" or output in ("sigmoid", "softmax")
+]
+
+
+def mnist_dir():
+    """Where the real MNIST test set lives: $ENGINE_MNIST_DIR, else ../shared/data/mnist."""
+    env = os.environ.get("ENGINE_MNIST_DIR")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
+
+
+def _read_idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope="session")
+def mnist_test_set():
+    """(X float64 in [0, 1], shape (10000, 784); y int64) from the real t10k files."""
+    folder = mnist_dir()
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    labels = folder / "t10k-labels-idx1-ubyte.gz"
+    if not (images.exists() and labels.exists()):
+        pytest.skip(f"real MNIST test set not found in {folder} "
+                    f"(set ENGINE_MNIST_DIR to the folder holding t10k-*-ubyte.gz)")
+    X = _read_idx(images).reshape(-1, 784) / 255.0
+    y = _read_idx(labels).astype(np.int64)
+    return X, y
+
+
+def make_classification(n, n_in, n_out, seed, sparsity=0.0):
+    """Random inputs in [0, 1) (a fraction ``sparsity`` of them zero) and labels."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, n_in))
+    if sparsity:
+        X[rng.random((n, n_in)) < sparsity] = 0.0
+    return X, rng.integers(0, n_out, size=n)
+
+
+def targets_for(output, labels, n_out, rng):
+    """Targets in the range the output activation can reach."""
+    if output in ("sigmoid", "softmax"):
+        return np.eye(n_out)[labels] * 0.8 + 0.2 / n_out  # rows sum to one
+    if output == "tanh":
+        return rng.uniform(-0.8, 0.8, size=(labels.size, n_out))
+    if output == "relu":
+        return rng.uniform(0.0, 1.0, size=(labels.size, n_out))
+    return rng.normal(size=(labels.size, n_out))
