@@ -22,9 +22,11 @@ class NumpyBackend:
 
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
-        return oracle.train_epoch(net._weight_views, net._bias_views, X, Y,
-                                  order[start:stop], batch_size, lr,
-                                  net.activation, net.output, net.cost)
+        # Overflow while diverging is reported by the network as a DivergenceError.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return oracle.train_epoch(net._weight_views, net._bias_views, X, Y,
+                                      order[start:stop], batch_size, lr,
+                                      net.activation, net.output, net.cost)
 
     def forward(self, net, X):
         return oracle.feedforward(net._weight_views, net._bias_views, X,

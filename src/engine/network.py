@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import _backends, _validation as check, oracle
+from .errors import DivergenceError
 from .initializers import SCHEMES, initial_parameters
 from .kernels import codes
 
@@ -230,8 +231,12 @@ class Network:
             if verbose:
                 print(line, flush=True)
 
-        self._train_epochs(X, labels, targets, epochs, batch_size, lr, shuffle, record)
         self.history = history
+        try:
+            self._train_epochs(X, labels, targets, epochs, batch_size, lr, shuffle, record)
+        except DivergenceError as exc:
+            exc.history = history
+            raise
         return history
 
     def predict_proba(self, X):
@@ -340,8 +345,10 @@ class Network:
         if updates_per_call is None:
             updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
         step = updates_per_call * batch_size
+        last_finite = np.empty_like(self._params)
         for epoch in range(epochs):
             order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+            last_finite[...] = self._params
             total_cost = 0.0
             for start in range(0, n, step):
                 stop = min(n, start + step)
@@ -349,7 +356,14 @@ class Network:
                                                   batch_size, lr)
                 if on_progress is not None:
                     on_progress(stop, n)
-            on_epoch_end(epoch, float(total_cost) / n)
+            mean_cost = float(total_cost) / n
+            if not np.isfinite(mean_cost) or not np.isfinite(self._params).all():
+                self._params[...] = last_finite
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch + 1}: the loss became {mean_cost}. "
+                    f"The network keeps the last finite parameters (from the end of epoch "
+                    f"{epoch}). Try a smaller learning rate than {lr}.", epoch)
+            on_epoch_end(epoch, mean_cost)
 
     def _measure(self, X, labels, targets):
         """Mean cost and number correct (classification) of the network on checked arrays."""
