@@ -8,106 +8,319 @@ Parameter layout contract
 All weights and biases live in one flat array ``params`` (float32 or float64). For layer
 ``l`` (1-based, ``l = 1..L``) with ``n = sizes[l]`` outputs and ``n_in = sizes[l-1]`` inputs:
 
-* ``W_l = params[w_off[l-1] : w_off[l-1] + n*n_in].reshape(n, n_in)`` (row-major, as the
+* ``W_l = params[w_off[l] : w_off[l] + n*n_in].reshape(n, n_in)`` (row-major, as the
   public ``net.weights[l-1]`` view),
-* ``b_l = params[b_off[l-1] : b_off[l-1] + n]``.
+* ``b_l = params[b_off[l] : b_off[l] + n]``.
 
-Activations of one sample live in one row of scratch: layer ``l`` (``l = 0`` is the input)
-occupies columns ``a_off[l] : a_off[l] + sizes[l]``.
+Working layout
+--------------
+A kernel call first copies the parameters into ``work``, where layer ``l`` is stored
+transposed and padded: ``Wt_l`` with shape ``(n_in, P_l)`` (``P_l`` is ``n`` rounded up
+to a multiple of ``config.PAD_UNITS``; the padding columns are zero) and its bias as a row
+of ``P_l``. Every inner loop then runs along a contiguous row of whole vectors, whatever
+the layer sizes, and one input unit's weights are one row, so a sample whose inputs are
+mostly zero touches only the rows of its non-zero inputs (in the forward pass and in the
+update). Training writes the updated parameters back at the end of the call.
 
+All offsets travel in one int64 array ``lay`` (see :func:`plan`), one column per layer.
+
+Sparse inputs
+-------------
+For each sample and layer, the kernel counts the non-zero inputs (a cheap vectorised pass).
+If at most ``density`` of them are non-zero it compresses their indices into a list and
+works on those rows only; otherwise it uses every row. Skipping a zero input drops terms
+that are exactly zero, so the result changes by rounding only (the order of the sum
+changes). ``density`` comes from ``config.SPARSE_MAX_DENSITY``.
+
+Serial and parallel twins
+-------------------------
 Each kernel exists twice, compiled from the same source: serial (``*_serial``) and with
-``parallel=True`` (``*_parallel``), where ``prange`` spreads samples (forward, backward) and
-output units (gradient and update) over threads. Integer codes from :mod:`.codes` pick the
-activation and cost inside the kernel, so one compilation per dtype serves every network.
+``parallel=True`` (``*_parallel``). The parallel twin spreads a mini-batch's samples
+(forward pass, backpropagated errors) and blocks of weight rows (the update) over
+threads when a step has at least ``parallel_work`` multiply-adds; smaller steps run
+serially in both twins, because starting threads would cost more than the step. Both twins
+do every sum in the same order, so they give identical results. Integer codes from
+:mod:`.codes` pick the activation and cost inside the kernel, so one compilation per dtype
+serves every network.
 """
 
 import types
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types as nbtypes
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from engine import config
 
-from .codes import CROSS_ENTROPY, IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
+from .codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
 
-_JIT = dict(cache=True, fastmath=config.FASTMATH, nogil=True)
+# error_model="numpy": a float division by zero gives inf/NaN like NumPy instead of a
+# Python exception; the exception check would also stop loops from vectorising.
+_JIT = dict(cache=True, fastmath=config.FASTMATH, nogil=True, error_model="numpy")
 
 
-@njit(**_JIT)
-def _activate_inplace(v, code):
-    """Replace pre-activations ``v`` (one sample's layer) by activations, in place."""
+def _no_alias_pipeline():
+    """A Numba pipeline that marks a function's array arguments ``noalias`` (C's
+    ``restrict``), or None where this Numba lacks the hook.
+
+    LLVM cannot tell that two array arguments never overlap, so before each vectorised
+    loop that stores through one and loads through another it emits a run-time overlap
+    check and a scalar fallback. For rows of a few dozen units that check costs as much as
+    the arithmetic. Numba uses the same flag for its own parallel loop bodies.
+    """
+    try:
+        from numba.core.compiler import CompilerBase, DefaultPassBuilder
+        from numba.core.compiler import Flags
+    except ImportError:  # pragma: no cover - other Numba layouts
+        return None
+    if "noalias" not in getattr(Flags, "options", {}):  # pragma: no cover
+        return None
+
+    class NoAliasCompiler(CompilerBase):
+        def define_pipelines(self):
+            self.state.flags.noalias = True
+            return [DefaultPassBuilder.define_nopython_pipeline(self.state)]
+
+    return NoAliasCompiler
+
+
+_NO_ALIAS = _no_alias_pipeline()
+# For the innermost helpers only. Their contract: no array argument they write overlaps any
+# other array argument (arrays that are only read may share memory).
+_LEAF = dict(_JIT, pipeline_class=_NO_ALIAS) if _NO_ALIAS is not None else _JIT
+_HELPER = dict(_JIT, _nrt=False)
+_HELPER_LEAF = dict(_LEAF, _nrt=False)
+
+# Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF = range(8)
+
+
+def plan(sizes, pad_units=None):
+    """Working layout of the kernels for a network with layer widths ``sizes``.
+
+    Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
+    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF``, one column per layer) and
+    the lengths a caller allocates: ``work`` (flat, the parameters' dtype), one sample's
+    activation row, and one sample's row of input index lists.
+    """
+    pad_units = config.PAD_UNITS if pad_units is None else pad_units
+    sizes = [int(n) for n in sizes]
+    depth = len(sizes) - 1
+    lay = np.zeros((8, depth + 1), dtype=np.int64)
+    lay[SIZE] = sizes
+    p_off = t_off = a_off = i_off = 0
+    for layer in range(1, depth + 1):
+        n_in, n = sizes[layer - 1], sizes[layer]
+        pad = -(-n // pad_units) * pad_units
+        lay[PAD, layer] = pad
+        lay[W_OFF, layer] = p_off
+        lay[B_OFF, layer] = p_off + n * n_in
+        p_off += n * n_in + n
+        lay[T_OFF, layer] = t_off
+        lay[TB_OFF, layer] = t_off + n_in * pad
+        t_off += (n_in + 1) * pad
+        lay[A_OFF, layer] = a_off
+        a_off += pad
+        lay[I_OFF, layer] = i_off
+        i_off += n_in
+    return lay, t_off, a_off, i_off
+
+
+@intrinsic
+def _prefetch_row(typingctx, arr, row):
+    """Ask the CPU to start loading row ``row`` of the 2-D C-contiguous ``arr`` into cache
+    (LLVM's ``prefetch``: a hint that never faults and does not wait).
+
+    Rows of the training data are visited in a shuffled order, which the hardware
+    prefetcher cannot guess; fetching the next sample's row while the current one is
+    computed hides most of the memory latency."""
+    if not (isinstance(arr, nbtypes.Array) and arr.ndim == 2 and arr.layout == "C"
+            and isinstance(row, nbtypes.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        start = context.cast(builder, args[1], signature.args[1], nbtypes.intp)
+        n_cols = cgutils.unpack_tuple(builder, array.shape, 2)[1]
+        item = context.get_abi_sizeof(context.get_data_type(array_type.dtype))
+        n_bytes = builder.mul(n_cols, ir.Constant(i64, item))
+        first = cgutils.get_item_pointer(context, builder, array_type, array,
+                                         [start, ir.Constant(i64, 0)], wraparound=False)
+        byte_ptr = ir.IntType(8).as_pointer()
+        base = builder.bitcast(first, byte_ptr)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n_bytes,
+                                     ir.Constant(i64, 64)) as (offset, _):
+            # read access, keep in all cache levels, data (not instructions)
+            builder.call(hint, [builder.gep(base, [offset]), ir.Constant(i32, 0),
+                                ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return nbtypes.void(arr, row), codegen
+
+
+def _left_pack_table():
+    """Row m lists the positions of the set bits of the byte m, in order (rest zero)."""
+    table = np.zeros((256, 8), dtype=np.uint8)
+    for mask in range(256):
+        lanes = [b for b in range(8) if mask >> b & 1]
+        table[mask, :len(lanes)] = lanes
+    return table
+
+
+_LEFT_PACK = _left_pack_table()
+
+
+@intrinsic
+def _pack8(typingctx, a, k, table, out, at):
+    """Write the indices of the non-zero ``a[k:k+8]`` to ``out[at:]``; return their count.
+
+    Eight entries of ``out`` are always written (those past the count are junk), so ``out``
+    needs 8 spare entries. One vector compare gives an 8-bit mask; ``table[mask]`` holds the
+    positions of its set bits, so the indices are ``k + table[mask]``, stored as one
+    vector: no branch, whatever the pattern of zeros (a scalar loop costs about 5
+    instructions per input)."""
+    if not (isinstance(a, nbtypes.Array) and a.ndim == 1 and a.layout == "C"
+            and isinstance(a.dtype, nbtypes.Float) and isinstance(out, nbtypes.Array)
+            and out.dtype == nbtypes.uint32 and isinstance(table, nbtypes.Array)
+            and table.dtype == nbtypes.uint8):
+        return None
+
+    def codegen(context, builder, signature, args):
+        a_type, _, table_type, out_type, _ = signature.args
+        i64, i32, i8 = ir.IntType(64), ir.IntType(32), ir.IntType(8)
+        array = context.make_array(a_type)(context, builder, args[0])
+        lut = context.make_array(table_type)(context, builder, args[2])
+        dest = context.make_array(out_type)(context, builder, args[3])
+        k = context.cast(builder, args[1], signature.args[1], nbtypes.intp)
+        at = context.cast(builder, args[4], signature.args[4], nbtypes.intp)
+        element = context.get_data_type(a_type.dtype)
+        item = context.get_abi_sizeof(element)
+        src = cgutils.get_item_pointer(context, builder, a_type, array, [k], wraparound=False)
+        values = builder.load(builder.bitcast(src, ir.VectorType(element, 8).as_pointer()),
+                              align=item)
+        nonzero = builder.fcmp_unordered("!=", values, ir.Constant(ir.VectorType(element, 8),
+                                                                    None))  # NaN counts
+        mask = builder.bitcast(nonzero, i8)
+        row = builder.zext(mask, i64)
+        lanes_ptr = cgutils.get_item_pointer(context, builder, table_type, lut,
+                                             [row, ir.Constant(i64, 0)], wraparound=False)
+        lanes = builder.load(builder.bitcast(lanes_ptr, ir.VectorType(i8, 8).as_pointer()),
+                             align=1)
+        base = builder.insert_element(ir.Constant(ir.VectorType(i32, 8), None),
+                                      builder.trunc(k, i32), ir.Constant(i32, 0))
+        base = builder.shuffle_vector(base, ir.Constant(ir.VectorType(i32, 8), None),
+                                      ir.Constant(ir.VectorType(i32, 8), None))
+        indices = builder.add(builder.zext(lanes, ir.VectorType(i32, 8)), base)
+        dst = cgutils.get_item_pointer(context, builder, out_type, dest, [at], wraparound=False)
+        builder.store(indices, builder.bitcast(dst, ir.VectorType(i32, 8).as_pointer()),
+                      align=4)
+        popcount = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i8, [i8]),
+                                                  "llvm.ctpop.i8")
+        return builder.zext(builder.call(popcount, [mask]), i64)
+
+    return nbtypes.int64(a, k, table, out, at), codegen
+
+
+# -- parameters <-> working layout ---------------------------------------------------------
+
+
+@njit(**_HELPER)
+def _load_work(params, lay, work):
+    """``work`` ← ``params`` in the working layout (transposed, zero padding columns)."""
+    zero = work.dtype.type(0)
+    for layer in range(1, lay.shape[1]):
+        n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
+        w_off, b_off, t_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[T_OFF, layer]
+        wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))  # last row: bias
+        for k in range(n_in + 1):
+            for j in range(n, pad):
+                wt[k, j] = zero
+        for j in range(n):
+            w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
+            for k in range(n_in):
+                wt[k, j] = w[k]
+            wt[n_in, j] = params[b_off + j]
+
+
+@njit(**_HELPER)
+def _store_work(work, lay, params):
+    """``params`` ← ``work`` (inverse of :func:`_load_work`)."""
+    for layer in range(1, lay.shape[1]):
+        n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
+        w_off, b_off, t_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[T_OFF, layer]
+        wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
+        for j in range(n):
+            w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
+            for k in range(n_in):
+                w[k] = wt[k, j]
+            params[b_off + j] = wt[n_in, j]
+
+
+# -- element-wise pieces ---------------------------------------------------------------------
+
+
+@njit(**_HELPER)
+def _activate(v, n, code):
+    """Replace the pre-activations ``v[:n]`` (one sample's layer) by activations."""
     one = v.dtype.type(1)
     if code == SIGMOID:
-        for j in range(v.size):
+        for j in range(n):
             # the oracle's overflow-free form: e = exp(-|z|) never exceeds 1
             e = np.exp(-abs(v[j]))
-            v[j] = one / (one + e) if v[j] >= 0 else e / (one + e)
+            r = one / (one + e)
+            v[j] = r if v[j] >= 0 else e * r
     elif code == TANH:
-        for j in range(v.size):
+        for j in range(n):
             v[j] = np.tanh(v[j])
     elif code == RELU:
-        for j in range(v.size):
+        for j in range(n):
             if v[j] < 0:  # NaN fails the test and stays NaN, as in np.maximum(z, 0)
                 v[j] = 0
     elif code == SOFTMAX:
         zmax = v[0]
-        for j in range(1, v.size):
+        for j in range(1, n):
             zmax = max(zmax, v[j])
         total = v.dtype.type(0)
-        for j in range(v.size):
+        for j in range(n):
             v[j] = np.exp(v[j] - zmax)
             total += v[j]
-        for j in range(v.size):
-            v[j] = v[j] / total
+        inv = one / total
+        for j in range(n):
+            v[j] = v[j] * inv
     # IDENTITY: nothing to do
 
 
-@njit(**_JIT)
-def _derivative_times(d, a, code):
-    """d ← d ⊙ σ'(z) for an element-wise activation, with σ' written through a = σ(z)."""
+@njit(**_HELPER)
+def _derivative_times(d, a, n, code):
+    """d[:n] ← d ⊙ σ'(z) for an element-wise activation, σ' written through a = σ(z)."""
     one = d.dtype.type(1)
     if code == SIGMOID:
-        for k in range(d.size):
+        for k in range(n):
             d[k] *= a[k] * (one - a[k])
     elif code == TANH:
-        for k in range(d.size):
+        for k in range(n):
             d[k] *= one - a[k] * a[k]
     elif code == RELU:
-        for k in range(d.size):
+        for k in range(n):
             if not a[k] > 0:
                 d[k] = 0
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _softplus(x):
     zero = x - x
     return max(x, zero) + np.log1p(np.exp(-abs(x)))
 
 
-@njit(**_JIT)
-def _forward_sample(params, sizes, w_off, b_off, a_off, hidden, output, x, acts, z_out):
-    """Feed one sample forward: fills ``acts`` (all layers) and ``z_out`` (output z)."""
-    depth = sizes.size - 1
-    acts[:sizes[0]] = x
-    for layer in range(1, depth + 1):
-        n, n_in = sizes[layer], sizes[layer - 1]
-        w = params[w_off[layer - 1]:w_off[layer - 1] + n * n_in].reshape((n, n_in))
-        b = params[b_off[layer - 1]:b_off[layer - 1] + n]
-        a_prev = acts[a_off[layer - 1]:a_off[layer - 1] + n_in]
-        z = acts[a_off[layer]:a_off[layer] + n]
-        for j in range(n):
-            s = w.dtype.type(0)
-            for k in range(n_in):
-                s += w[j, k] * a_prev[k]
-            z[j] = s + b[j]  # dot first, then bias: the oracle's order of rounding
-        if layer == depth:
-            z_out[:] = z
-            _activate_inplace(z, output)
-        else:
-            _activate_inplace(z, hidden)
-
-
-@njit(**_JIT)
+@njit(**_HELPER)
 def _output_delta_and_cost(a, z, label, y, output, cost, delta):
     """Twin of ``oracle.output_delta`` and ``oracle.sample_costs`` for one sample.
 
@@ -120,6 +333,7 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
     half = a.dtype.type(0.5)
     c = zero
     target_sum = zero  # softmax cross-entropy: δ = a·Σy − y (a − y for one-hot targets)
+    logsumexp = zero
     if cost == CROSS_ENTROPY and output == SOFTMAX:
         zmax = z[0]
         for j in range(1, n):
@@ -152,98 +366,342 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
             for j in range(n):
                 delta[j] = a[j] * (delta[j] - ag)
         else:
-            _derivative_times(delta, a, output)
+            _derivative_times(delta, a, n, output)
     return c
 
 
-def train_batches(params, grads, sizes, w_off, b_off, a_off, hidden, output, cost,
-                  X, labels, targets, order, start, stop, batch_size, lr,
-                  acts, z_out, delta_a, delta_b, sample_cost):
+# -- the dense pieces: whole-vector loops along rows of the working layout -------------------
+
+
+@njit(**_HELPER)
+def _nonzero_list(a, n_in, idx, at, density, count_first):
+    """Indices of the non-zero ``a[:n_in]`` into ``idx[at:]`` (which has 8 spare entries
+    after them), and their count; -1 when more than ``density`` of the inputs are non-zero.
+    ``count_first`` (for inputs expected to be dense) counts with a cheap vectorised pass
+    before compressing."""
+    limit = density * n_in
+    if count_first:
+        count = 0
+        for k in range(n_in):
+            count += a[k] != 0  # NaN counts as non-zero, so it propagates
+        if count > limit:
+            return -1
+    count = 0
+    whole = n_in - n_in % 8
+    for k in range(0, whole, 8):
+        count += _pack8(a, k, _LEFT_PACK, idx, at + count)
+    for k in range(whole, n_in):
+        idx[at + count] = k  # branch-free: overwritten unless a[k] is kept
+        count += a[k] != 0
+    return count if count <= limit else -1
+
+
+@njit(**_HELPER)
+def _input_row(X, order, pos, i, acts, lay, layer):
+    """Where sample ``i``'s input to ``layer`` is: ``(array, row, first column)`` (its row
+    of X, or the previous layer's output in ``acts``)."""
+    if layer == 1:
+        return X, order[pos + i], 0
+    return acts, i, lay[A_OFF, layer - 1]
+
+
+# -- one layer, a range of samples or of rows -------------------------------------------------
+# These run the hot loops. Every loop over j runs along a padded row of whole vectors; rows
+# of the weights are indexed in place (a view per row would cost two atomic reference-count
+# updates). They are compiled with noalias arguments: no array that one of them writes
+# overlaps another of its array arguments.
+
+
+@njit(**_HELPER_LEAF)
+def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
+                   density, code):
+    """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] over the non-zero
+    inputs (or all), then activations in place; keeps each input index list in idx/nnz
+    and, for the output layer, z in z_out."""
+    n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
+    t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
+    wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
+    last = layer == lay.shape[1] - 1
+    sparse_before = True
+    for i in range(i0, i1):
+        if layer == 1 and pos + i + 1 < order.size:
+            _prefetch_row(X, order[pos + i + 1])
+        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
+        a = src[row, col:col + n_in]
+        count = _nonzero_list(a, n_in, idx[i], i_off, density, not sparse_before)
+        ids = idx[i, i_off:i_off + n_in]
+        nnz[i, layer] = count
+        sparse_before = count >= 0
+        if count < 0:
+            ids = all_idx
+            count = n_in
+        z = acts[i, a_off:a_off + pad]
+        for j in range(pad):
+            z[j] = wt[n_in, j]
+        t = 0
+        while t + 4 <= count:  # four rows per pass: one load and store of z serves four
+            k0, k1, k2, k3 = ids[t], ids[t + 1], ids[t + 2], ids[t + 3]
+            a0, a1, a2, a3 = a[k0], a[k1], a[k2], a[k3]
+            for j in range(pad):
+                z[j] += (a0 * wt[k0, j] + a1 * wt[k1, j]) + (a2 * wt[k2, j] + a3 * wt[k3, j])
+            t += 4
+        while t < count:
+            k0 = ids[t]
+            a0 = a[k0]
+            for j in range(pad):
+                z[j] += a0 * wt[k0, j]
+            t += 1
+        if last:
+            zo = z_out[i]
+            for j in range(pad):
+                zo[j] = z[j]
+        _activate(z, n, code)
+
+
+@njit(**_HELPER_LEAF)
+def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code):
+    """Samples i0..i1-1 (i0 a multiple of 4): δ^{layer-1} = (W^layer)ᵀ δ^layer ⊙ σ'(z),
+    four samples per pass over the weights."""
+    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+    t_off, a_off, p_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[A_OFF, layer - 1]
+    wt = work[t_off:t_off + n_in * pad].reshape((n_in, pad))
+    zero = work.dtype.type(0)
+    i = i0
+    while i + 4 <= i1:
+        d0, d1 = deltas[i, a_off:a_off + pad], deltas[i + 1, a_off:a_off + pad]
+        d2, d3 = deltas[i + 2, a_off:a_off + pad], deltas[i + 3, a_off:a_off + pad]
+        p0, p1 = deltas[i, p_off:p_off + n_in], deltas[i + 1, p_off:p_off + n_in]
+        p2, p3 = deltas[i + 2, p_off:p_off + n_in], deltas[i + 3, p_off:p_off + n_in]
+        for k in range(n_in):
+            s0 = zero
+            s1 = zero
+            s2 = zero
+            s3 = zero
+            for j in range(pad):
+                w = wt[k, j]
+                s0 += w * d0[j]
+                s1 += w * d1[j]
+                s2 += w * d2[j]
+                s3 += w * d3[j]
+            p0[k] = s0
+            p1[k] = s1
+            p2[k] = s2
+            p3[k] = s3
+        i += 4
+    while i < i1:
+        d0 = deltas[i, a_off:a_off + pad]
+        p0 = deltas[i, p_off:p_off + n_in]
+        for k in range(n_in):
+            s0 = zero
+            for j in range(pad):
+                s0 += wt[k, j] * d0[j]
+            p0[k] = s0
+        i += 1
+    for i in range(i0, i1):
+        _derivative_times(deltas[i, p_off:p_off + n_in], acts[i, p_off:p_off + n_in], n_in,
+                          code)
+
+
+@njit(**_HELPER_LEAF)
+def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
+                  all_idx):
+    """Rows k0..k1-1 of layer's transposed weights in ``tgt`` (and the bias, with the last
+    rows): += coef·Σ_i a_i[k]·δ_i.
+
+    A sample with an input index list updates only those rows; the others go four at a
+    time over every row. Each element sums the samples in the same order whatever the
+    row range, so splitting rows over threads changes no result."""
+    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+    t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
+    wt = tgt[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
+    if k1 == n_in:
+        for i in range(m):
+            d = deltas[i, a_off:a_off + pad]
+            for j in range(pad):
+                wt[n_in, j] += coef * d[j]
+    # dense samples wait in a queue of four
+    q0 = q1 = q2 = 0
+    queued = 0
+    for i in range(m):
+        count = nnz[i, layer]
+        if count < 0 and queued < 3:
+            if queued == 0:
+                q0 = i
+            elif queued == 1:
+                q1 = i
+            else:
+                q2 = i
+            queued += 1
+            continue
+        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
+        a = src[row, col:col + n_in]
+        d = deltas[i, a_off:a_off + pad]
+        if count >= 0:
+            ids = idx[i, i_off:i_off + n_in]  # ascending
+            t = 0
+            while t < count and ids[t] < k0:
+                t += 1
+            while t < count and ids[t] < k1:
+                k = ids[t]
+                c = coef * a[k]
+                for j in range(pad):
+                    wt[k, j] += c * d[j]
+                t += 1
+            continue
+        src, row, col = _input_row(X, order, pos, q0, acts, lay, layer)
+        a0 = src[row, col:col + n_in]
+        src, row, col = _input_row(X, order, pos, q1, acts, lay, layer)
+        a1 = src[row, col:col + n_in]
+        src, row, col = _input_row(X, order, pos, q2, acts, lay, layer)
+        a2 = src[row, col:col + n_in]
+        d0 = deltas[q0, a_off:a_off + pad]
+        d1 = deltas[q1, a_off:a_off + pad]
+        d2 = deltas[q2, a_off:a_off + pad]
+        for k in range(k0, k1):
+            c0 = coef * a0[k]
+            c1 = coef * a1[k]
+            c2 = coef * a2[k]
+            c3 = coef * a[k]
+            for j in range(pad):
+                wt[k, j] += (c0 * d0[j] + c1 * d1[j]) + (c2 * d2[j] + c3 * d[j])
+        queued = 0
+    for q in range(queued):
+        i = q0 if q == 0 else (q1 if q == 1 else q2)
+        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
+        a = src[row, col:col + n_in]
+        d = deltas[i, a_off:a_off + pad]
+        for k in range(k0, k1):
+            c = coef * a[k]
+            for j in range(pad):
+                wt[k, j] += c * d[j]
+
+
+@njit(**_HELPER)
+def _output_layer(i0, i1, lay, acts, z_out, deltas, labels, targets, order, pos, output,
+                  cost, sample_cost):
+    """Output errors δ^L and costs of samples i0..i1-1."""
+    depth = lay.shape[1] - 1
+    n_out, a_off = lay[SIZE, depth], lay[A_OFF, depth]
+    for i in range(i0, i1):
+        row = order[pos + i]
+        label = labels[row] if labels.size > 0 else -1
+        zo = z_out[i, :n_out]
+        y = targets[row] if labels.size == 0 else zo  # zo: an unused stand-in
+        sample_cost[i] = _output_delta_and_cost(acts[i, a_off:a_off + n_out], zo, label, y,
+                                                output, cost, deltas[i, a_off:a_off + n_out])
+
+
+# -- the kernels ---------------------------------------------------------------------------------
+
+
+def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, order,
+                  start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, nnz,
+                  sample_cost, all_idx, density, parallel_work, row_block):
     """Run the mini-batches ``order[start:stop]`` (in steps of ``batch_size``), in place.
 
-    Layout contract: ``X`` (n, n_in) and ``targets`` (n, n_out) or (0, n_out) in the params'
-    dtype; ``labels`` int64 (n,) or (0,) (class labels are used when non-empty); ``order``
-    int64 row indices; ``grads`` like ``params``; scratch ``acts`` (batch_size, a_off[-1] +
-    sizes[-1]), ``z_out`` (batch_size, n_out), ``delta_a``/``delta_b`` (batch_size,
-    max(sizes)), ``sample_cost`` (batch_size,). ``start`` must be a multiple of batch_size
-    within the epoch so that chunked calls form the same batches as one call.
+    Layout contract: ``lay`` from :func:`plan`; ``X`` (n, n_in) and ``targets`` (n, n_out)
+    or (0, n_out) in the params' dtype; ``labels`` int64 (n,) or (0,) (class labels are
+    used when non-empty); ``order`` int64 row indices; ``grads`` like ``params``. Scratch:
+    ``work`` and ``gwork`` (work_size,), ``acts`` and ``deltas`` (batch_size, act_width),
+    ``z_out`` (batch_size, P_L), ``idx`` uint32 (batch_size, idx_width + 8), ``nnz`` int64
+    (batch_size, L + 1), ``sample_cost`` (batch_size,), ``all_idx`` uint32
+    ``arange(max(sizes))``. None of these arrays may overlap. ``start`` must be a multiple
+    of batch_size within the epoch so that chunked calls form the same batches as one call.
+    ``density``: see the module docstring; ``parallel_work``: multiply-adds from which a
+    step uses threads; ``row_block``: rows of a weight matrix per thread task in the
+    update.
 
-    Writes ``params`` (the update), ``grads`` and the scratch. Returns the sum of the samples'
-    costs, each measured before its mini-batch's update.
+    Writes ``params`` (the update) and the scratch. With ``lr == 0`` the parameters stay
+    and ``grads`` receives the summed gradients of the (last) mini-batch instead. Returns
+    the sum of the samples' costs, each measured before its mini-batch's update.
     """
-    depth = sizes.size - 1
-    n_out = sizes[depth]
-    use_labels = labels.size > 0
+    depth = lay.shape[1] - 1
+    _load_work(params, lay, work)
+    gradient_only = lr == 0
+    tgt = gwork if gradient_only else work
+    for i in range(deltas.shape[0]):  # the padding of every δ row must stay zero
+        for j in range(deltas.shape[1]):
+            deltas[i, j] = 0
     total_cost = 0.0
+    i_0 = np.int64(0)  # a literal 0 as an argument would compile a second specialisation
     pos = start
     while pos < stop:
         m = min(batch_size, stop - pos)
-        scale = params.dtype.type(lr / m)
+        quads = (m + 3) // 4  # parallel tasks take four samples each
+        coef = params.dtype.type(1) if gradient_only else params.dtype.type(-lr / m)
+        if gradient_only:
+            for j in range(gwork.size):
+                gwork[j] = 0
 
-        for i in prange(m):
-            row = order[pos + i]
-            _forward_sample(params, sizes, w_off, b_off, a_off, hidden, output,
-                            X[row], acts[i], z_out[i])
-            label = labels[row] if use_labels else -1
-            y = targets[row] if not use_labels else z_out[i]  # z_out[i] is an unused stand-in
-            sample_cost[i] = _output_delta_and_cost(
-                acts[i, a_off[depth]:a_off[depth] + n_out], z_out[i], label, y,
-                output, cost, delta_a[i, :n_out])
+        for layer in range(1, depth + 1):
+            code = output if layer == depth else hidden
+            if m * lay[SIZE, layer - 1] * lay[PAD, layer] >= parallel_work:
+                for q in prange(quads):
+                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, X, order, pos,
+                                   acts, z_out, idx, nnz, all_idx, density, code)
+            else:
+                _forward_layer(layer, i_0, m, lay, work, X, order, pos, acts, z_out, idx,
+                               nnz, all_idx, density, code)
+        _output_layer(i_0, m, lay, acts, z_out, deltas, labels, targets, order, pos, output,
+                      cost, sample_cost)
         for i in range(m):
             total_cost += sample_cost[i]
 
-        delta, delta_prev = delta_a, delta_b
         for layer in range(depth, 0, -1):
-            n, n_in = sizes[layer], sizes[layer - 1]
-            w = params[w_off[layer - 1]:w_off[layer - 1] + n * n_in].reshape((n, n_in))
-            b = params[b_off[layer - 1]:b_off[layer - 1] + n]
-            lo = a_off[layer - 1]
+            pad = lay[PAD, layer]
+            threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
             if layer > 1:
-                # δ^{l-1} = (W^l)ᵀ δ^l ⊙ σ'(z^{l-1}), from the weights before their update
-                for i in prange(m):
-                    dp = delta_prev[i, :n_in]
-                    dp[:] = 0
-                    for j in range(n):
-                        d = delta[i, j]
-                        for k in range(n_in):
-                            dp[k] += d * w[j, k]
-                    _derivative_times(dp, acts[i, lo:lo + n_in], hidden)
-            # ∇W = Σ_i δ_i a_iᵀ, then w ← w − (lr/m)∇W; one row of W per task
-            for j in prange(n):
-                g = grads[w_off[layer - 1] + j * n_in:w_off[layer - 1] + (j + 1) * n_in]
-                g[:] = 0
-                gb = w.dtype.type(0)
-                for i in range(m):
-                    d = delta[i, j]
-                    gb += d
-                    a_prev = acts[i, lo:lo + n_in]
-                    for k in range(n_in):
-                        g[k] += d * a_prev[k]
-                grads[b_off[layer - 1] + j] = gb
-                if lr != 0:  # lr == 0 asks for gradients only (net.backprop)
-                    for k in range(n_in):
-                        w[j, k] -= scale * g[k]
-                    b[j] -= scale * gb
-            delta, delta_prev = delta_prev, delta
+                # δ^{l-1} from the weights before their update
+                if threads:
+                    for q in prange(quads):
+                        _backprop_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, acts,
+                                        deltas, hidden)
+                else:
+                    _backprop_layer(layer, i_0, m, lay, work, acts, deltas, hidden)
+            n_in = lay[SIZE, layer - 1]
+            if threads and n_in > row_block:
+                for blk in prange(-(-n_in // row_block)):
+                    _update_layer(layer, blk * row_block, min(n_in, (blk + 1) * row_block), m,
+                                  coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
+                                  all_idx)
+            else:
+                _update_layer(layer, i_0, n_in, m, coef, lay, tgt, X, order, pos, acts,
+                              deltas, idx, nnz, all_idx)
         pos += m
+    if gradient_only:
+        _store_work(gwork, lay, grads)
+    else:
+        _store_work(work, lay, params)
     return total_cost
 
 
-def forward_rows(params, sizes, w_off, b_off, a_off, hidden, output, X, out_a, out_z,
-                 block_rows):
+def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts, z_out, idx,
+                 nnz, density, all_idx):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
-    pre-activations ``out_z`` (both (n, n_out), params' dtype). Rows are processed in
-    blocks of ``block_rows`` (one parallel task each, with its own scratch row)."""
-    depth = sizes.size - 1
+    pre-activations ``out_z`` (both (n, n_out), params' dtype).
+
+    Rows go in blocks of ``acts.shape[1]``, one parallel task each, ``acts.shape[0]``
+    blocks at a time (one scratch slot per task): ``acts`` (slots, block, act_width),
+    ``z_out`` (slots, block, P_L), ``idx`` uint32 (slots, block, idx_width + 8), ``nnz`` int64
+    (slots, block, L + 1); ``work`` (work_size,); ``rows`` int64 ``arange(n)``."""
+    _load_work(params, lay, work)
+    depth = lay.shape[1] - 1
+    n_out, a_off = lay[SIZE, depth], lay[A_OFF, depth]
     n_rows = X.shape[0]
-    width = a_off[depth] + sizes[depth]
-    n_blocks = (n_rows + block_rows - 1) // block_rows
-    for blk in prange(n_blocks):
-        scratch = np.empty(width, dtype=params.dtype)
-        for r in range(blk * block_rows, min(n_rows, (blk + 1) * block_rows)):
-            _forward_sample(params, sizes, w_off, b_off, a_off, hidden, output,
-                            X[r], scratch, out_z[r])
-            out_a[r] = scratch[a_off[depth]:]
+    slots, block = acts.shape[0], acts.shape[1]
+    n_blocks = (n_rows + block - 1) // block
+    i_0 = np.int64(0)
+    for first in range(0, n_blocks, slots):
+        for s in prange(min(slots, n_blocks - first)):
+            lo = (first + s) * block
+            m = min(n_rows, lo + block) - lo
+            for layer in range(1, depth + 1):
+                _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s], z_out[s], idx[s],
+                               nnz[s], all_idx, density, output if layer == depth else hidden)
+            for i in range(m):
+                for j in range(n_out):
+                    out_a[lo + i, j] = acts[s, i, a_off + j]
+                    out_z[lo + i, j] = z_out[s, i, j]
 
 
 def _compile(func, parallel):

@@ -45,43 +45,75 @@ class NumbaBackend:
     def __init__(self, parallel=False):
         # Imported here so that `import engine` does not pay for loading the kernels module
         # until a compiled backend is first used.
+        from numba import get_num_threads
+
         from .kernels import cpu
 
+        self._cpu = cpu
+        self._threads = get_num_threads
         self.parallel = parallel
         self.name = "numba-parallel" if parallel else "numba"
         self._train = cpu.train_batches_parallel if parallel else cpu.train_batches_serial
         self._forward = cpu.forward_rows_parallel if parallel else cpu.forward_rows_serial
+        self._plan_key = None
         self._scratch_key = None
 
+    def _plan(self, net):
+        """The kernels' working layout for this network (cached per shape and dtype)."""
+        key = (tuple(net.sizes), net.dtype)
+        if key != self._plan_key:
+            pad_units = max(1, config.PAD_BYTES // net.dtype.itemsize)
+            self._layout = self._cpu.plan(net.sizes, pad_units)
+            self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
+            self._plan_key = key
+        return self._layout
+
     def _scratch(self, net, batch_size):
+        lay, work_size, act_width, idx_width = self._plan(net)
         key = (batch_size, tuple(net.sizes), net.dtype)
         if key != self._scratch_key:
-            width = int(net._a_off[-1]) + net.sizes[-1]
-            widest = max(net.sizes)
+            depth = len(net.sizes) - 1
             self._buffers = (
-                np.empty_like(net._params),                       # grads
-                np.empty((batch_size, width), net.dtype),         # acts
-                np.empty((batch_size, net.sizes[-1]), net.dtype),  # z_out
-                np.empty((batch_size, widest), net.dtype),        # delta_a
-                np.empty((batch_size, widest), net.dtype),        # delta_b
-                np.empty(batch_size, net.dtype),                  # sample_cost
+                np.empty_like(net._params),                                  # grads
+                np.empty(work_size, net.dtype),                              # work
+                np.empty(work_size, net.dtype),                              # gwork
+                np.empty((batch_size, act_width), net.dtype),                # acts
+                np.empty((batch_size, int(lay[self._cpu.PAD, depth])), net.dtype),  # z_out
+                np.zeros((batch_size, act_width), net.dtype),                # deltas
+                np.empty((batch_size, idx_width + 8), np.uint32),                 # idx
+                np.empty((batch_size, depth + 1), np.int64),                 # nnz
+                np.empty(batch_size, net.dtype),                             # sample_cost
             )
             self._scratch_key = key
         return self._buffers
 
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr):
-        grads, acts, z_out, delta_a, delta_b, sample_cost = self._scratch(net, batch_size)
-        return self._train(net._params, grads, net._sizes, net._w_off, net._b_off, net._a_off,
-                           net._codes[0], net._codes[1], net._codes[2],
-                           X, labels, targets, order, start, stop, batch_size, float(lr),
-                           acts, z_out, delta_a, delta_b, sample_cost)
+        lay = self._plan(net)[0]
+        buffers = self._scratch(net, batch_size)
+        grads = buffers[0]
+        return self._train(net._params, grads, lay, net._codes[0], net._codes[1],
+                           net._codes[2], X, labels, targets, order, start, stop, batch_size,
+                           float(lr), *buffers[1:], self._all_idx,
+                           float(config.SPARSE_MAX_DENSITY), int(config.PARALLEL_MIN_WORK),
+                           int(config.PARALLEL_ROW_BLOCK))
 
     def forward(self, net, X):
-        n_out = net.sizes[-1]
-        out_a = np.empty((X.shape[0], n_out), net.dtype)
-        out_z = np.empty((X.shape[0], n_out), net.dtype)
-        self._forward(net._params, net._sizes, net._w_off, net._b_off, net._a_off,
-                      net._codes[0], net._codes[1], X, out_a, out_z, config.PREDICT_BLOCK_ROWS)
+        # Scratch is allocated per call: several threads may predict with one network.
+        lay, work_size, act_width, idx_width = self._plan(net)
+        depth = len(net.sizes) - 1
+        n_rows, n_out = X.shape[0], net.sizes[-1]
+        block = min(config.PREDICT_BLOCK_ROWS, n_rows)
+        n_blocks = -(-n_rows // block)
+        slots = min(n_blocks, 4 * self._threads()) if self.parallel else 1
+        out_a = np.empty((n_rows, n_out), net.dtype)
+        out_z = np.empty((n_rows, n_out), net.dtype)
+        self._forward(net._params, lay, net._codes[0], net._codes[1], X, out_a, out_z,
+                      np.empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
+                      np.empty((slots, block, act_width), net.dtype),
+                      np.empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
+                      np.empty((slots, block, idx_width + 8), np.uint32),
+                      np.empty((slots, block, depth + 1), np.int64),
+                      float(config.SPARSE_MAX_DENSITY), self._all_idx)
         return out_a, out_z
 
     def gradient(self, net, X, labels, targets):
