@@ -26,7 +26,7 @@ SPARSE_MAX_DENSITY = 0.5
 # numba-parallel starts threads for a step of a mini-batch (forward pass, backpropagated
 # errors, weight update) only from this many multiply-adds; smaller steps run serially,
 # because waking the threads costs more than the step.
-PARALLEL_MIN_WORK = 1 << 18
+PARALLEL_MIN_WORK = 1 << 22
 
 # Rows of a (transposed) weight matrix, one per input unit, that one thread updates per
 # task in numba-parallel.
