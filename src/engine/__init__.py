@@ -5,6 +5,7 @@
 >>> history = net.fit(X, y, epochs=30, batch_size=10, lr=3.0)  # doctest: +SKIP
 """
 
+from .io import load
 from .network import Network
 
 __version__ = "0.1.0"
@@ -22,4 +23,4 @@ def backends():
     return available
 
 
-__all__ = ["Network", "backends", "__version__"]
+__all__ = ["Network", "backends", "load", "__version__"]
