@@ -117,6 +117,9 @@ class _Progress:
     """
 
     def __init__(self, enabled):
+        from tqdm import tqdm  # here rather than in the first epoch's timing
+
+        self.tqdm = tqdm
         self.disable = None if enabled else True
         self.bar = None
         self.epoch = 0
@@ -125,10 +128,9 @@ class _Progress:
     def __call__(self, done, n):
         self.done = done
         if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=n, desc=f"Epoch {self.epoch}", unit="img", leave=False,
-                            disable=self.disable, file=sys.stderr, dynamic_ncols=True)
+            self.bar = self.tqdm(total=n, desc=f"Epoch {self.epoch}", unit="img",
+                                 leave=False, disable=self.disable, file=sys.stderr,
+                                 dynamic_ncols=True)
         self.bar.update(done - self.bar.n)
 
     def close(self):
@@ -139,19 +141,23 @@ class _Progress:
         self.done = 0
 
 
+def _held_out(data):
+    """The part evaluated after each epoch: validation if the data set has one, else test.
+    Returns (prefix of its history keys, description, (X, y))."""
+    if data.validation is not None:
+        return "val", "validation", data.validation
+    return "test", "test", data.test
+
+
 def _train(net, data, X, y, epochs, batch_size, lr, progress, say):
     """The epoch loop of ``engine train``; returns (history, epochs done, interrupted at)."""
     X, labels, targets = net._training_arrays(*net._scaled(X, y))
-    held_name = "val" if data.validation is not None else "test"
-    held = _checked(net, *(data.validation if data.validation is not None else data.test))
+    held_name, _, held_part = _held_out(data)
+    held = _checked(net, *held_part)
     classify = labels.size > 0
-    history = {"loss": []}
-    if classify:
-        history["accuracy"] = []
-    history[f"{held_name}_loss"] = []
-    if classify:
-        history[f"{held_name}_accuracy"] = []
-    history["time"] = []
+    keys = (["loss", "accuracy", f"{held_name}_loss", f"{held_name}_accuracy", "time"]
+            if classify else ["loss", f"{held_name}_loss", "time"])
+    history = {key: [] for key in keys}
     n_held = held[0].shape[0]
     clock = [time.perf_counter()]
 
@@ -187,6 +193,15 @@ def _train(net, data, X, y, epochs, batch_size, lr, progress, say):
     return history, epochs, None
 
 
+def _warm_up(net, X, y, say):
+    """Compile (or load from the cache) the kernels before the first epoch is timed."""
+    say("Preparing the compiled kernels (10-15 s on a first run, cached afterwards) ...")
+    began = time.perf_counter()
+    net.predict_proba(X[:1])
+    net.backprop(X[0], y[0])  # the training kernel with lr = 0: compiles, changes nothing
+    say(f"Kernels ready in {time.perf_counter() - began:.1f} s")
+
+
 def cmd_train(args):
     say = _printer()
     data = _load_training_data(args, say)
@@ -212,13 +227,13 @@ def cmd_train(args):
     if data.normalization is not None:
         say("Inputs and target scaled by (x - mean) / (max - min) of the training part; "
             "the statistics are saved with the model")
-    held = "validation" if data.validation is not None else "test"
+    _, held, (_, held_y) = _held_out(data)
     say(f"Training {settings['epochs']} epochs, mini-batches of {settings['batch_size']}, "
         f"learning rate {settings['lr']}; after each epoch: "
-        + (f"correct / {len(data.validation[1] if data.validation else data.test[1]):,} "
-           f"{held} images, " if task == "classification" else "")
-        + f"training loss, {held} loss, seconds (epoch 0 includes compiling on a first run)")
+        + (f"correct / {len(held_y):,} {held} images, " if task == "classification" else "")
+        + f"training loss, {held} loss, seconds")
     started = time.perf_counter()
+    _warm_up(net, X, y, say)
     history, done, stopped_at = _train(net, data, X, y, settings["epochs"],
                                        settings["batch_size"], settings["lr"],
                                        _Progress(not args.no_progress), say)
