@@ -15,6 +15,7 @@ epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 
 data = datasets.load_mnist_or_sample(dtype="float32")
 print(f"Data: {data.name}: {data.describe()}")
+# The sample has no validation part; its test images stand in for one.
 held_out = data.validation if data.validation is not None else data.test
 
 net = Network([784, 512, 256, 10], activation="relu", output="softmax",
