@@ -5,6 +5,7 @@ import numpy as np
 from . import _backends, _validation as check, oracle
 from .errors import DivergenceError
 from .initializers import SCHEMES, initial_parameters
+from .normalization import Normalization
 from .kernels import codes
 
 DTYPES = ("float64", "float32")
@@ -42,6 +43,9 @@ class Network:
         list; training continues from what you set.
     history : dict
         Per-epoch records of the last :meth:`fit` (see there).
+    normalization : engine.normalization.Normalization or None
+        Scaling of raw inputs (and regression targets) that :meth:`fit`, :meth:`predict`,
+        :meth:`predict_proba` and :meth:`score` apply; saved with the model.
 
     Examples
     --------
@@ -77,6 +81,7 @@ class Network:
         self.biases, self.weights = biases, weights
         self.backend = backend
         self.history = {}
+        self.normalization = None
         self._task = None  # "classification" or "regression" once fit has seen targets
 
     # -- parameters -----------------------------------------------------------------------
@@ -163,6 +168,38 @@ class Network:
         check.choice("backend", name, _backends.NAMES)
         self._backend = _backends.create(name)
 
+    @property
+    def normalization(self):
+        """A :class:`~engine.normalization.Normalization` or None; see the class docstring."""
+        return self._normalization
+
+    @normalization.setter
+    def normalization(self, norm):
+        if norm is not None:
+            if not isinstance(norm, Normalization):
+                raise TypeError(f"normalization must be an engine.normalization.Normalization "
+                                f"or None; got {type(norm).__name__}")
+            if norm.n_features != self.sizes[0]:
+                raise ValueError(f"normalization has statistics for {norm.n_features} input "
+                                 f"columns but the network's input layer has {self.sizes[0]}")
+            if norm.n_targets not in (None, self.sizes[-1]):
+                raise ValueError(f"normalization has statistics for {norm.n_targets} targets "
+                                 f"but the network's output layer has {self.sizes[-1]}")
+        self._normalization = norm
+
+    def _scaled(self, X, y=None):
+        """Raw ``(X, y)`` → the network's scale, through :attr:`normalization` if set."""
+        norm = self._normalization
+        if norm is None:
+            return X, y
+        return norm.transform(X), (None if y is None else norm.transform_targets(y))
+
+    def save(self, path):
+        """Write the model to ``path`` (``.npz``); see :func:`engine.io.save`."""
+        from .io import save
+
+        return save(self, path)
+
     # -- the array API (scikit-learn / Keras style) ----------------------------------------
 
     def fit(self, X, y, epochs=1, batch_size=10, lr=0.1, validation_data=None, shuffle=True,
@@ -202,13 +239,14 @@ class Network:
         epochs = check.positive_int("epochs", epochs)
         batch_size = check.positive_int("batch_size", batch_size)
         lr = check.positive_float("lr", lr)
-        X, labels, targets = self._training_arrays(X, y)
+        X, labels, targets = self._training_arrays(*self._scaled(X, y))
         validation = None
         if validation_data is not None:
             try:
                 X_val, y_val = validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+            X_val, y_val = self._scaled(X_val, y_val)
             X_val = check.features(X_val, self.sizes[0], self.dtype, name="validation X")
             validation = (X_val,) + check.targets(y_val, X_val.shape[0], self.sizes[-1],
                                                    self.dtype, name="validation y")
@@ -241,20 +279,23 @@ class Network:
 
     def predict_proba(self, X):
         """Output-layer activations for each row of ``X``, shape (n_samples, n_out)."""
-        X = check.features(X, self.sizes[0], self.dtype)
+        X = check.features(self._scaled(X)[0], self.sizes[0], self.dtype)
         self._sync_parameters()
         return self._backend.forward(self, X)[0]
 
     def predict(self, X):
         """Class labels (argmax of the outputs) for classifiers; outputs for regression,
-        shape (n_samples,) for a single output unit."""
+        shape (n_samples,) for a single output unit, in the targets' units when
+        :attr:`normalization` scales them."""
         out = self.predict_proba(X)
         if self._is_classifier():
             return np.argmax(out, axis=1)
-        return out[:, 0] if out.shape[1] == 1 else out
+        out = out[:, 0] if out.shape[1] == 1 else out
+        return out if self._normalization is None else self._normalization.inverse_targets(out)
 
     def score(self, X, y):
         """Accuracy for classifiers, R² (averaged over outputs) for regression."""
+        X, y = self._scaled(X, y)
         X = check.features(X, self.sizes[0], self.dtype)
         labels, targets = check.targets(y, X.shape[0], self.sizes[-1], self.dtype)
         self._sync_parameters()
