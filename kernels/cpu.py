@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from engine import config
 
-from .codes import CROSS_ENTROPY, IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
+from .codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
 
 _JIT = dict(cache=True, fastmath=config.FASTMATH, nogil=True)
 

@@ -14,23 +14,15 @@ import pytest
 from PIL import Image
 
 import engine
+from conftest import mnist_dir
 from engine import cli, datasets
 
-REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def shared_mnist_dir():
-    """The real MNIST test set: $ENGINE_MNIST_DIR, else ../shared/data/mnist."""
-    env = os.environ.get("ENGINE_MNIST_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
-
-
 @pytest.fixture(autouse=True)
-def private_places(tmp_path, monkeypatch):
+def _private_places(private_places):
     """No real cache folder or $ENGINE_DATA: the CLI sees a machine without full MNIST."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("ENGINE_DATA", raising=False)
 
 
 def run(capsys, *argv):
@@ -106,7 +98,7 @@ def test_evaluate_on_sample_and_real_test_set(capsys, sample_run, tmp_path):
     np.testing.assert_array_equal(matrix.sum(axis=1), np.bincount(y, minlength=10))
     assert_png(tmp_path / "confusion_matrix.png")
 
-    folder = shared_mnist_dir()
+    folder = mnist_dir()
     if not (folder / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"real MNIST test set not found in {folder} (set ENGINE_MNIST_DIR)")
     status, out, _ = run(capsys, "evaluate", sample_run / "model.npz", "--data-path", folder,

@@ -17,24 +17,15 @@ import pytest
 from PIL import Image
 
 import engine
+from conftest import mnist_dir
 from engine import datasets
 from engine.datasets import DataFormatError, DataNotFoundError
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_mnist_dir():
-    """The real MNIST test set: $ENGINE_MNIST_DIR, else ../shared/data/mnist."""
-    env = os.environ.get("ENGINE_MNIST_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(autouse=True)
-def private_places(tmp_path, monkeypatch):
+def _private_places(private_places):
     """Keep every test away from the real cache folder and $ENGINE_DATA."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ENGINE_DATA", raising=False)
 
 
 # -- writing small IDX files ------------------------------------------------------------
@@ -109,7 +100,7 @@ def test_float32_pixels(tmp_path, monkeypatch):
 
 
 def test_real_mnist_test_set():
-    folder = shared_mnist_dir()
+    folder = mnist_dir()
     if not (folder / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"real MNIST test set not found in {folder} (set ENGINE_MNIST_DIR)")
     data = datasets.load_mnist(folder, parts=("test",), download=False)
