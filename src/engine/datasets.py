@@ -36,12 +36,14 @@ import codecs
 import gzip
 import hashlib
 import importlib.util
+import io
 import math
 import os
 import pickle
 import struct
 import sys
 import urllib.request
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,6 +340,24 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
                 f"and loading anything else could run code") from None
 
 
+# Nielsen's mnist.pkl is about 220 MB uncompressed; anything far larger is not that file
+# (or is a decompression bomb).
+_MAX_PICKLE_BYTES = 1 << 30
+
+
+def _read_at_most(f, limit, path):
+    chunks, total = [], 0
+    while True:
+        chunk = f.read(_READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise DataFormatError(f"{path}: more than {limit:,} bytes of pickle data; this is "
+                                  f"not Nielsen's mnist.pkl.gz")
+        chunks.append(chunk)
+
+
 def read_mnist_pickle(path):
     """Read Nielsen's ``mnist.pkl.gz`` (or an uncompressed ``mnist.pkl``) safely.
 
@@ -358,7 +378,12 @@ def read_mnist_pickle(path):
     path = Path(path)
     try:
         with (gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")) as f:
-            obj = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+            # Unpickling straight from the file would let a lying length field make the
+            # unpickler allocate what it promises; from memory it gets only what exists.
+            raw = _read_at_most(f, _MAX_PICKLE_BYTES, path)
+        with warnings.catch_warnings():  # a damaged dtype field makes NumPy warn, then fail
+            warnings.simplefilter("ignore")
+            obj = _ArraysOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except pickle.UnpicklingError as exc:
         raise DataFormatError(f"{path}: {exc}") from None
     except (EOFError, zlib.error, gzip.BadGzipFile, ValueError, TypeError, AttributeError,

@@ -263,7 +263,7 @@ def _metadata(path, arrays):
     for field, valid in (("activation", codes.ACTIVATIONS), ("output", codes.OUTPUTS),
                          ("cost", codes.COSTS), ("init", SCHEMES),
                          ("dtype", ("float64", "float32"))):
-        if meta[field] not in valid:
+        if not isinstance(meta[field], str) or meta[field] not in valid:
             bad(field, f"one of {sorted(valid)}")
     if meta["task"] not in _TASKS:
         bad("task", "'classification', 'regression' or null")
