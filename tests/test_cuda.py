@@ -7,11 +7,12 @@ kernel's block to 8 threads, so that a handful of units and samples already span
 tiles and thread strides (the boundaries where indexing bugs live). The kernels take the
 tile as a parameter; the production size (16) runs in the ``gpu`` tests.
 
-Tolerances (both documented where used): float64 results agree to 1e-10 relative: the
-device sums products in tile order, with fused multiply-adds, where NumPy's BLAS uses its
-own order, so each sum differs by a few ulp (~1e-16 relative) and a few training steps on
-these small networks amplify that by well under 1e4. float32 (ε ≈ 6e-8) by the same
-reasoning agrees to 1e-4 relative. Absolute floors (1e-12, 1e-5) cover values near zero.
+Tolerances (``TOL``; the ``gpu`` test documents its own): float64 agrees to 1e-10
+relative: the device sums products in tile order, with fused multiply-adds, where NumPy's
+BLAS uses its own order, so each sum differs by a few ulp (~1e-16 relative), and a few
+training steps on these small networks amplify that by well under 1e4. float32 (ε ≈ 6e-8)
+by the same reasoning agrees to 1e-4 relative. Absolute floors (1e-12, 1e-5) cover values
+near zero.
 """
 
 import importlib.util
@@ -219,13 +220,11 @@ def test_chunked_epoch_matches_one_call(small_kernels, monkeypatch, strategy):
     monkeypatch.setattr(config, "CUDA_STRATEGY", strategy)
     ref, dev = _pair([3, 4, 2], activation="tanh", output="sigmoid", cost="cross_entropy")
     X, y = _data(7, [3, 4, 2], "sigmoid", seed=5)
-    seen = []
-    costs = {}
+    seen, costs = [], {"numpy": [], "cuda": []}
     for net in (ref, dev):
-        X_, labels, targets = net._training_arrays(X, y)
-        net._train_epochs(X_, labels, targets, 2, 2, 0.4, True,
-                          lambda epoch, cost, net=net: costs.setdefault(net.backend, []).append(
-                              cost),
+        record = costs[net.backend]
+        net._train_epochs(*net._training_arrays(X, y), 2, 2, 0.4, True,
+                          lambda epoch, cost, record=record: record.append(cost),
                           on_progress=lambda done, total: seen.append(done),
                           updates_per_call=1)
     assert seen == [2, 4, 6, 7] * 4
@@ -276,9 +275,10 @@ def test_uploads_do_not_grow_with_the_number_of_mini_batches(small_kernels, monk
             return real(array, *args, **kwargs)
 
         # The backend's own handle on numba.cuda, so that nothing else is affected.
+        real_cuda = backend._cuda
         backend._cuda = types.SimpleNamespace(to_device=counting,
-                                              device_array=backend._cuda.device_array,
-                                              device_array_like=backend._cuda.device_array_like)
+                                              device_array=real_cuda.device_array,
+                                              device_array_like=real_cuda.device_array_like)
         if chunked:  # one backend call per mini-batch, as under a progress bar
             net._train_epochs(*net._training_arrays(X, y), epochs, batch_size, 0.1, True,
                               lambda *_: None, on_progress=lambda *_: None,
@@ -346,6 +346,27 @@ def test_saturated_units_stay_finite_and_match_oracle(small_kernels, monkeypatch
     histories = [net.fit(X, y, epochs=1, batch_size=5, lr=1e-3) for net in (ref, dev)]
     assert np.isfinite(histories[1]["loss"]).all()
     _assert_same(ref, dev, "float64", X, *histories)
+
+
+@needs_cuda
+def test_an_interrupted_call_leaves_host_and_device_consistent(small_kernels):
+    ref, dev = _pair([3, 4, 2], activation="sigmoid", output="softmax")
+    X, y = _data(4, [3, 4, 2], "softmax", seed=6)
+    for net in (ref, dev):
+        net.fit(X, y, epochs=1, batch_size=2, lr=0.5)
+    backend = dev._backend
+    launch = backend._train_persistent
+
+    def interrupted(*args):
+        launch(*args)  # the device's parameters move on...
+        raise KeyboardInterrupt  # ...and Ctrl-C arrives before they are copied back
+
+    backend._train_persistent = backend._train_tiled = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        dev.fit(X, y, epochs=1, batch_size=2, lr=0.5)
+    del backend._train_persistent, backend._train_tiled
+    # The host kept the parameters from before the interrupted fit; the device follows.
+    _assert_same(ref, dev, "float64", X)
 
 
 # -- choosing the backend ------------------------------------------------------------------

@@ -123,14 +123,23 @@ class CudaBackend:
         d_order = self._device_order(order)
         self._device_params(net)
         scratch = self._scratch(net, batch_size, training=True)
-        with _quiet_launches():
-            if self.strategy(net, batch_size) == "persistent":
-                self._train_persistent(net, data, d_order, start, stop, batch_size, lr, scratch)
-            else:
-                self._train_tiled(net, data, d_order, start, stop, batch_size, lr, scratch)
-        # The two copies back are this call's only synchronisation with the device.
-        costs = data.costs[start:stop].copy_to_host()
-        self._d_params.copy_to_host(net._params)
+        try:
+            with _quiet_launches():
+                if self.strategy(net, batch_size) == "persistent":
+                    self._train_persistent(net, data, d_order, start, stop, batch_size, lr,
+                                           scratch)
+                else:
+                    self._train_tiled(net, data, d_order, start, stop, batch_size, lr,
+                                      scratch)
+            # The two copies back are this call's only synchronisation with the device.
+            costs = data.costs[start:stop].copy_to_host()
+            self._d_params.copy_to_host(net._params)
+        except BaseException:
+            # Interrupted part-way (Ctrl-C between launches): the host still holds the
+            # parameters from before this call, a mini-batch boundary. Forget the device's
+            # half-updated copy so that the next call uploads the host's again.
+            self._params_seen = None
+            raise
         self._params_seen[...] = net._params
         return float(np.sum(costs, dtype=np.float64))
 
@@ -309,7 +318,7 @@ class CudaBackend:
     # -- launching ------------------------------------------------------------------------
 
     def _train_persistent(self, net, data, d_order, start, stop, batch_size, lr, s):
-        # At most 512: the float64 kernel needs 116 registers a thread (ptxas, sm_90), and
+        # At most 512: the float64 kernel needs 118 registers a thread (ptxas, sm_90), and
         # 1024 of them would not fit one block's 65,536 registers.
         threads = max(1, min(int(config.CUDA_PERSISTENT_THREADS), 512))
         layout = self._d_layout
