@@ -1,5 +1,7 @@
 """The public model: :class:`Network`, Nielsen's API and an array API in one class."""
 
+import contextlib
+
 import numpy as np
 
 from . import _backends, _validation as check, oracle
@@ -387,24 +389,28 @@ class Network:
             updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
         step = updates_per_call * batch_size
         last_finite = np.empty_like(self._params)
-        for epoch in range(epochs):
-            order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-            last_finite[...] = self._params
-            total_cost = 0.0
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                total_cost += self._backend.train(self, X, labels, targets, order, start, stop,
-                                                  batch_size, lr)
-                if on_progress is not None:
-                    on_progress(stop, n)
-            mean_cost = float(total_cost) / n
-            if not np.isfinite(mean_cost) or not np.isfinite(self._params).all():
-                self._params[...] = last_finite
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch + 1}: the loss became {mean_cost}. "
-                    f"The network keeps the last finite parameters (from the end of epoch "
-                    f"{epoch}). Try a smaller learning rate than {lr}.", epoch)
-            on_epoch_end(epoch, mean_cost)
+        # A backend may keep the fit's data on its device for all epochs (the CUDA one does).
+        fit_scope = getattr(self._backend, "fit_scope", None)
+        with fit_scope(X, labels, targets) if fit_scope else contextlib.nullcontext():
+            for epoch in range(epochs):
+                order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                last_finite[...] = self._params
+                total_cost = 0.0
+                for start in range(0, n, step):
+                    stop = min(n, start + step)
+                    total_cost += self._backend.train(self, X, labels, targets, order, start,
+                                                      stop, batch_size, lr)
+                    if on_progress is not None:
+                        on_progress(stop, n)
+                mean_cost = float(total_cost) / n
+                if not np.isfinite(mean_cost) or not np.isfinite(self._params).all():
+                    self._params[...] = last_finite
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch + 1}: the loss became "
+                        f"{mean_cost}. The network keeps the last finite parameters (from "
+                        f"the end of epoch {epoch}). Try a smaller learning rate than {lr}.",
+                        epoch)
+                on_epoch_end(epoch, mean_cost)
 
     def _measure(self, X, labels, targets):
         """Mean cost and number correct (classification) of the network on checked arrays."""
