@@ -1,6 +1,17 @@
 """Shared fixtures: small awkward data sets and the real MNIST test set when present."""
 
+# Numba's CUDA target reads NUMBA_ENABLE_CUDASIM once, when numba.cuda is first imported, so
+# this must run before anything else here imports the engine. Where no CUDA driver is
+# installed the simulator is turned on, so tests/test_cuda.py checks the CUDA kernels
+# everywhere, CI included; where a driver is installed the tests use the real GPU. A value
+# already set in the environment always wins. The CPU backends never read the variable.
+import ctypes.util
 import os
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not (
+        os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda")):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
 from pathlib import Path
 
 import numpy as np
