@@ -1,11 +1,23 @@
 """Shared fixtures: small awkward data sets and the real MNIST test set when present."""
 
-import gzip
+# Numba's CUDA target reads NUMBA_ENABLE_CUDASIM once, when numba.cuda is first imported, so
+# this must run before anything else here imports the engine. Where no CUDA driver is
+# installed the simulator is turned on, so tests/test_cuda.py checks the CUDA kernels
+# everywhere, CI included; where a driver is installed the tests use the real GPU. A value
+# already set in the environment always wins. The CPU backends never read the variable.
+import ctypes.util
 import os
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not (
+        os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda")):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from engine.datasets import read_idx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,12 +37,12 @@ def mnist_dir():
     return Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
 
 
-def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+@pytest.fixture
+def private_places(tmp_path, monkeypatch):
+    """Keep a test away from the real cache folder and $ENGINE_DATA."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ENGINE_DATA", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +54,8 @@ def mnist_test_set():
     if not (images.exists() and labels.exists()):
         pytest.skip(f"real MNIST test set not found in {folder} "
                     f"(set ENGINE_MNIST_DIR to the folder holding t10k-*-ubyte.gz)")
-    X = _read_idx(images).reshape(-1, 784) / 255.0
-    y = _read_idx(labels).astype(np.int64)
+    X = read_idx(images).reshape(-1, 784) / 255.0
+    y = read_idx(labels).astype(np.int64)
     return X, y
 
 

@@ -6,6 +6,7 @@
 """
 
 from .errors import DivergenceError
+from .io import load
 from .network import Network
 
 __version__ = "0.1.0"
@@ -23,4 +24,4 @@ def backends():
     return available
 
 
-__all__ = ["Network", "DivergenceError", "backends", "__version__"]
+__all__ = ["Network", "DivergenceError", "backends", "load", "__version__"]

@@ -31,3 +31,27 @@ PARALLEL_MIN_WORK = 1 << 22
 # Rows of a (transposed) weight matrix, one per input unit, that one thread updates per
 # task in numba-parallel.
 PARALLEL_ROW_BLOCK = 64
+
+# --- CUDA backend (engine.cuda_backend, kernels/cuda.py). Sensible defaults, not yet tuned
+# on a real GPU. ---
+
+# How a range of mini-batches runs on the GPU: "tiled" (a few shared-memory tiled kernels
+# per layer and mini-batch, all launched from one Python loop with no host sync between
+# mini-batches), "persistent" (one single-block kernel launch runs them all), or "auto":
+# persistent while batch_size × (number of weights) ≤ CUDA_PERSISTENT_MAX_WORK, where a
+# mini-batch is too little work to pay for a dozen kernel launches.
+CUDA_STRATEGY = "auto"
+CUDA_PERSISTENT_MAX_WORK = 1 << 20
+
+# Threads of the persistent kernel's single block (at most 512, for its registers).
+CUDA_PERSISTENT_THREADS = 512
+
+# Edge of the square tiles the tiled kernels stage in shared memory; a block has
+# CUDA_TILE × CUDA_TILE threads. A compile-time constant: each value compiles its own kernels.
+CUDA_TILE = 16
+
+# Threads per block of the one-thread-per-sample kernels (output layer, softmax).
+CUDA_ROW_THREADS = 128
+
+# Rows a prediction call feeds forward per round (bounds device scratch memory).
+CUDA_PREDICT_ROWS = 16384

@@ -1,10 +1,13 @@
 """The public model: :class:`Network`, Nielsen's API and an array API in one class."""
 
+import contextlib
+
 import numpy as np
 
 from . import _backends, _validation as check, oracle
 from .errors import DivergenceError
 from .initializers import SCHEMES, initial_parameters
+from .normalization import Normalization
 from .kernels import codes
 
 DTYPES = ("float64", "float32")
@@ -42,6 +45,9 @@ class Network:
         list; training continues from what you set.
     history : dict
         Per-epoch records of the last :meth:`fit` (see there).
+    normalization : engine.normalization.Normalization or None
+        Scaling of raw inputs (and regression targets) that :meth:`fit`, :meth:`predict`,
+        :meth:`predict_proba` and :meth:`score` apply; saved with the model.
 
     Examples
     --------
@@ -77,6 +83,7 @@ class Network:
         self.biases, self.weights = biases, weights
         self.backend = backend
         self.history = {}
+        self.normalization = None
         self._task = None  # "classification" or "regression" once fit has seen targets
 
     # -- parameters -----------------------------------------------------------------------
@@ -163,6 +170,38 @@ class Network:
         check.choice("backend", name, _backends.NAMES)
         self._backend = _backends.create(name)
 
+    @property
+    def normalization(self):
+        """A :class:`~engine.normalization.Normalization` or None; see the class docstring."""
+        return self._normalization
+
+    @normalization.setter
+    def normalization(self, norm):
+        if norm is not None:
+            if not isinstance(norm, Normalization):
+                raise TypeError(f"normalization must be an engine.normalization.Normalization "
+                                f"or None; got {type(norm).__name__}")
+            if norm.n_features != self.sizes[0]:
+                raise ValueError(f"normalization has statistics for {norm.n_features} input "
+                                 f"columns but the network's input layer has {self.sizes[0]}")
+            if norm.n_targets not in (None, self.sizes[-1]):
+                raise ValueError(f"normalization has statistics for {norm.n_targets} targets "
+                                 f"but the network's output layer has {self.sizes[-1]}")
+        self._normalization = norm
+
+    def _scaled(self, X, y=None):
+        """Raw ``(X, y)`` → the network's scale, through :attr:`normalization` if set."""
+        norm = self._normalization
+        if norm is None:
+            return X, y
+        return norm.transform(X), (None if y is None else norm.transform_targets(y))
+
+    def save(self, path):
+        """Write the model to ``path`` (``.npz``); see :func:`engine.io.save`."""
+        from .io import save
+
+        return save(self, path)
+
     # -- the array API (scikit-learn / Keras style) ----------------------------------------
 
     def fit(self, X, y, epochs=1, batch_size=10, lr=0.1, validation_data=None, shuffle=True,
@@ -202,13 +241,14 @@ class Network:
         epochs = check.positive_int("epochs", epochs)
         batch_size = check.positive_int("batch_size", batch_size)
         lr = check.positive_float("lr", lr)
-        X, labels, targets = self._training_arrays(X, y)
+        X, labels, targets = self._training_arrays(*self._scaled(X, y))
         validation = None
         if validation_data is not None:
             try:
                 X_val, y_val = validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+            X_val, y_val = self._scaled(X_val, y_val)
             X_val = check.features(X_val, self.sizes[0], self.dtype, name="validation X")
             validation = (X_val,) + check.targets(y_val, X_val.shape[0], self.sizes[-1],
                                                    self.dtype, name="validation y")
@@ -241,20 +281,23 @@ class Network:
 
     def predict_proba(self, X):
         """Output-layer activations for each row of ``X``, shape (n_samples, n_out)."""
-        X = check.features(X, self.sizes[0], self.dtype)
+        X = check.features(self._scaled(X)[0], self.sizes[0], self.dtype)
         self._sync_parameters()
         return self._backend.forward(self, X)[0]
 
     def predict(self, X):
         """Class labels (argmax of the outputs) for classifiers; outputs for regression,
-        shape (n_samples,) for a single output unit."""
+        shape (n_samples,) for a single output unit, in the targets' units when
+        :attr:`normalization` scales them."""
         out = self.predict_proba(X)
         if self._is_classifier():
             return np.argmax(out, axis=1)
-        return out[:, 0] if out.shape[1] == 1 else out
+        out = out[:, 0] if out.shape[1] == 1 else out
+        return out if self._normalization is None else self._normalization.inverse_targets(out)
 
     def score(self, X, y):
         """Accuracy for classifiers, R² (averaged over outputs) for regression."""
+        X, y = self._scaled(X, y)
         X = check.features(X, self.sizes[0], self.dtype)
         labels, targets = check.targets(y, X.shape[0], self.sizes[-1], self.dtype)
         self._sync_parameters()
@@ -346,24 +389,28 @@ class Network:
             updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
         step = updates_per_call * batch_size
         last_finite = np.empty_like(self._params)
-        for epoch in range(epochs):
-            order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-            last_finite[...] = self._params
-            total_cost = 0.0
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                total_cost += self._backend.train(self, X, labels, targets, order, start, stop,
-                                                  batch_size, lr)
-                if on_progress is not None:
-                    on_progress(stop, n)
-            mean_cost = float(total_cost) / n
-            if not np.isfinite(mean_cost) or not np.isfinite(self._params).all():
-                self._params[...] = last_finite
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch + 1}: the loss became {mean_cost}. "
-                    f"The network keeps the last finite parameters (from the end of epoch "
-                    f"{epoch}). Try a smaller learning rate than {lr}.", epoch)
-            on_epoch_end(epoch, mean_cost)
+        # A backend may keep the fit's data on its device for all epochs (the CUDA one does).
+        fit_scope = getattr(self._backend, "fit_scope", None)
+        with fit_scope(X, labels, targets) if fit_scope else contextlib.nullcontext():
+            for epoch in range(epochs):
+                order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                last_finite[...] = self._params
+                total_cost = 0.0
+                for start in range(0, n, step):
+                    stop = min(n, start + step)
+                    total_cost += self._backend.train(self, X, labels, targets, order, start,
+                                                      stop, batch_size, lr)
+                    if on_progress is not None:
+                        on_progress(stop, n)
+                mean_cost = float(total_cost) / n
+                if not np.isfinite(mean_cost) or not np.isfinite(self._params).all():
+                    self._params[...] = last_finite
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch + 1}: the loss became "
+                        f"{mean_cost}. The network keeps the last finite parameters (from "
+                        f"the end of epoch {epoch}). Try a smaller learning rate than {lr}.",
+                        epoch)
+                on_epoch_end(epoch, mean_cost)
 
     def _measure(self, X, labels, targets):
         """Mean cost and number correct (classification) of the network on checked arrays."""

@@ -1,0 +1,289 @@
+"""Models on disk: :func:`save` and :func:`load` one network per ``.npz`` file.
+
+File layout (format version 1)
+------------------------------
+An ordinary NumPy ``.npz`` archive, written without pickles, so ``numpy.load(path,
+allow_pickle=False)`` opens it anywhere:
+
+``metadata``
+    A 0-d string array holding a JSON object: ``format`` (``"engine.network"``),
+    ``format_version`` (1), ``engine_version``, ``sizes``, ``activation``, ``output``,
+    ``cost``, ``init``, ``dtype``, ``task`` (``"classification"``, ``"regression"`` or
+    null), ``normalization`` (null, or the list of statistics stored below) and ``history``
+    (the per-epoch lists of :attr:`engine.Network.history`).
+``weights_0`` … ``weights_{L-1}``, ``biases_0`` … ``biases_{L-1}``
+    Shapes ``(sizes[l+1], sizes[l])`` and ``(sizes[l+1], 1)``, in the model's dtype.
+``normalization_mean``, ``normalization_scale`` (and ``normalization_target_mean``,
+``normalization_target_scale`` for regression targets)
+    float64 statistics of :class:`engine.normalization.Normalization`, present when the
+    model has one.
+
+Files are written atomically: to a temporary file in the same folder, flushed to disk, then
+renamed over the target, so a crash or Ctrl-C never leaves a half-written model. Loading checks
+every field and shape and raises :class:`ModelFileError` naming the file and the problem.
+A later engine that stores more (optimiser state, say) bumps ``format_version``; this one
+refuses such files with a message saying so rather than guessing.
+"""
+
+import json
+import math
+import numbers
+import os
+import secrets
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .initializers import SCHEMES
+from .kernels import codes
+from .normalization import Normalization
+
+FORMAT = "engine.network"
+FORMAT_VERSION = 1
+_TASKS = (None, "classification", "regression")
+_META_KEYS = {"format", "format_version", "engine_version", "sizes", "activation", "output",
+              "cost", "init", "dtype", "task", "normalization", "history"}
+
+
+class ModelFileError(ValueError):
+    """A model file is missing pieces, damaged, or from a newer engine; the message names the
+    file and the problem."""
+
+
+def save(net, path):
+    """Write ``net`` to ``path`` as an ``.npz`` model file, atomically.
+
+    Parameters
+    ----------
+    net : engine.Network
+    path : str or os.PathLike
+        Target file; ``.npz`` is appended when the name has another suffix (as
+        :func:`numpy.savez` does). The folder must exist.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        If ``net.history`` holds something other than lists of numbers.
+    """
+    from . import __version__
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    net._sync_parameters()
+    arrays = {}
+    for layer, (w, b) in enumerate(zip(net.weights, net.biases)):
+        arrays[f"weights_{layer}"] = w
+        arrays[f"biases_{layer}"] = b
+    norm = net.normalization
+    if norm is not None:
+        for name, values in norm.arrays().items():
+            arrays[f"normalization_{name}"] = values
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
+        "sizes": list(net.sizes), "activation": net.activation, "output": net.output,
+        "cost": net.cost, "init": net.init, "dtype": net.dtype.name, "task": net._task,
+        "normalization": None if norm is None else list(norm.arrays()),
+        "history": _history_for_json(net.history),
+    }
+    arrays["metadata"] = np.array(json.dumps(meta))
+    _write_npz_atomically(path, arrays)
+    return path
+
+
+def load(path, backend="numba"):
+    """Read a model written by :func:`save` (or :meth:`engine.Network.save`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    backend : str
+        Backend of the returned network (the file does not fix where it runs).
+
+    Returns
+    -------
+    engine.Network
+        Same parameters (bit for bit), architecture, normalisation and history.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ModelFileError
+        If the file is not a model file, is damaged, misses or has unexpected fields or
+        shapes, or comes from a newer format version.
+    """
+    from .network import Network
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    arrays = _read_npz(path)
+    meta = _metadata(path, arrays)
+    sizes = meta["sizes"]
+    expected = {"metadata"} | {f"{kind}_{layer}" for layer in range(len(sizes) - 1)
+                               for kind in ("weights", "biases")}
+    expected |= {f"normalization_{name}" for name in meta["normalization"] or ()}
+    if set(arrays) != expected:
+        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
+        raise ModelFileError(f"{path}: arrays do not match the metadata (missing: "
+                             f"{missing or 'none'}; unexpected: {extra or 'none'})")
+    try:
+        net = Network(sizes, activation=meta["activation"], output=meta["output"],
+                      cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],
+                      backend=backend)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: the metadata describe no valid network: {exc}") from None
+    for kind, views in (("weights", net._weight_views), ("biases", net._bias_views)):
+        for layer, view in enumerate(views):
+            arr = arrays[f"{kind}_{layer}"]
+            if arr.shape != view.shape or arr.dtype != net.dtype:
+                raise ModelFileError(f"{path}: {kind}_{layer} should be {net.dtype.name} of "
+                                     f"shape {view.shape}; found {arr.dtype} of shape "
+                                     f"{arr.shape}")
+            # Written into the views directly (not through the checked setter) so a model
+            # saved after training diverged still round-trips, NaN included.
+            view[...] = arr
+    if meta["normalization"] is not None:
+        stats = {}
+        for name in meta["normalization"]:
+            arr = arrays[f"normalization_{name}"]
+            if arr.dtype != np.float64 or arr.ndim != 1:
+                raise ModelFileError(f"{path}: normalization_{name} should be a 1-D float64 "
+                                     f"array; found {arr.dtype} of shape {arr.shape}")
+            stats[name] = arr
+        try:
+            net.normalization = Normalization(**stats)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: bad normalisation statistics: {exc}") from None
+    net._task = meta["task"]
+    net.history = meta["history"]
+    return net
+
+
+def _history_for_json(history):
+    if not isinstance(history, dict):
+        raise ValueError(f"net.history must be a dict of per-epoch lists; got "
+                         f"{type(history).__name__}")
+    out = {}
+    for key, values in history.items():
+        if not isinstance(key, str) or not isinstance(values, (list, tuple, np.ndarray)):
+            raise ValueError(f"net.history[{key!r}] must be a list of numbers under a string key")
+        row = []
+        for v in values:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
+                raise ValueError(f"net.history[{key!r}] holds {v!r}; only numbers can be saved")
+            row.append(None if v is None else float(v) if not isinstance(v, numbers.Integral)
+                       else int(v))
+        out[key] = row
+    return out
+
+
+def _write_npz_atomically(path, arrays):
+    # A name only this writer uses, created with open(..., "x") so the usual umask applies.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name, arr in arrays.items():
+                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asanyarray(arr),
+                                                  allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable where the platform allows it (POSIX)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except Exception as exc:  # zipfile alone raises half a dozen types for damaged archives
+        raise ModelFileError(f"{path}: not a readable .npz model file "
+                             f"({type(exc).__name__}: {exc})") from None
+
+
+def _metadata(path, arrays):
+    raw = arrays.get("metadata")
+    if raw is None or raw.shape != () or raw.dtype.kind != "U":
+        raise ModelFileError(f"{path}: no metadata string; this is not an engine model file")
+    try:
+        meta = json.loads(str(raw))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: the metadata are not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an engine model file (format "
+                             f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: bad format_version {version!r}")
+    if version > FORMAT_VERSION:
+        from . import __version__
+
+        raise ModelFileError(f"{path} was written in model format version {version} by engine "
+                             f"{meta.get('engine_version', '?')}; this engine ({__version__}) "
+                             f"reads versions up to {FORMAT_VERSION}. Upgrade engine to load it.")
+    if set(meta) != _META_KEYS:
+        raise ModelFileError(f"{path}: metadata fields differ from format version "
+                             f"{FORMAT_VERSION} (missing: {sorted(_META_KEYS - set(meta))}; "
+                             f"unexpected: {sorted(set(meta) - _META_KEYS)})")
+
+    def bad(field, expected):
+        raise ModelFileError(f"{path}: metadata field {field!r} should be {expected}; "
+                             f"found {meta[field]!r}")
+
+    sizes = meta["sizes"]
+    if (not isinstance(sizes, list) or len(sizes) < 2
+            or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes)):
+        bad("sizes", "a list of at least two positive integers")
+    for field, valid in (("activation", codes.ACTIVATIONS), ("output", codes.OUTPUTS),
+                         ("cost", codes.COSTS), ("init", SCHEMES),
+                         ("dtype", ("float64", "float32"))):
+        if not isinstance(meta[field], str) or meta[field] not in valid:
+            bad(field, f"one of {sorted(valid)}")
+    if meta["task"] not in _TASKS:
+        bad("task", "'classification', 'regression' or null")
+    if not isinstance(meta["engine_version"], str):
+        bad("engine_version", "a string")
+    norm = meta["normalization"]
+    allowed = (["mean", "scale"], ["mean", "scale", "target_mean", "target_scale"])
+    if norm is not None and norm not in allowed:
+        bad("normalization", f"null or one of {allowed}")
+    history = meta["history"]
+    if not isinstance(history, dict) or any(
+            not isinstance(v, list) or any(x is not None and (isinstance(x, bool) or not
+                                                              isinstance(x, (int, float)))
+                                           for x in v)
+            for v in history.values()):
+        bad("history", "an object of lists of numbers")
+    return meta
+
+
+def history_to_json(history):
+    """``history`` with NaN and infinities as null, for strict JSON readers."""
+    return {k: [None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+                for v in vals] for k, vals in _history_for_json(history).items()}
