@@ -50,7 +50,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types as nbtypes
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from engine import config
 
@@ -229,6 +229,70 @@ def _pack8(typingctx, a, k, table, out, at):
     return nbtypes.int64(a, k, table, out, at), codegen
 
 
+@intrinsic
+def _exp2i(typingctx, n):
+    """2**n for a float ``n`` holding a whole number in the normal exponent range (built
+    from its bits: a shift and a bit-cast, which vectorise, where ``ldexp`` is a call)."""
+    if not isinstance(n, nbtypes.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if signature.args[0] == nbtypes.float32:
+            bits, bias, shift, floating = ir.IntType(32), 127, 23, ir.FloatType()
+        else:
+            bits, bias, shift, floating = ir.IntType(64), 1023, 52, ir.DoubleType()
+        k = builder.fptosi(args[0], bits)
+        word = builder.shl(builder.add(k, ir.Constant(bits, bias)), ir.Constant(bits, shift))
+        return builder.bitcast(word, floating)
+
+    return n(n), codegen
+
+
+def _exp_nonpositive(x):
+    """exp(x) for x ≤ 0 (NaN stays NaN); the compiled version below vectorises."""
+    return np.exp(x)
+
+
+_EXP64 = [1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64)) for k in range(14)]
+_EXP32 = [np.float32(c) for c in _EXP64[:8]]
+
+
+# Only "contract" (fused multiply-add): reassociation could undo the two-part reduction
+# x − n·ln2_hi − n·ln2_lo that keeps r exact.
+@overload(_exp_nonpositive, jit_options=dict(fastmath={"contract"}, error_model="numpy"))
+def _exp_nonpositive_impl(x):
+    """exp(x) = 2**n · e**r with n = round(x / ln 2), |r| ≤ ln2 / 2 and e**r from its Taylor
+    polynomial (degree 13 for float64, 7 for float32): within 1 ulp of the libm result.
+    2**n is applied in two halves so that results down to the subnormals come out right;
+    below the smallest subnormal the result is 0 as in libm."""
+    if x == nbtypes.float64:
+        c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = _EXP64
+
+        def impl(x):
+            x = -745.2 if x < -745.2 else x  # a NaN fails the test and stays
+            n = np.floor(x * 1.4426950408889634 + 0.5)
+            r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10
+            p = ((((((c13 * r + c12) * r + c11) * r + c10) * r + c9) * r + c8) * r + c7) * r
+            p = ((((((p + c6) * r + c5) * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
+            half = np.floor(n * 0.5)
+            return p * _exp2i(half) * _exp2i(n - half)
+        return impl
+    if x == nbtypes.float32:
+        c0, c1, c2, c3, c4, c5, c6, c7 = _EXP32
+        lowest, log2e, half_ = np.float32(-104.0), np.float32(1.4426950408889634), np.float32(0.5)
+        ln2_hi, ln2_lo = np.float32(0.693359375), np.float32(-2.12194440e-4)
+
+        def impl(x):
+            x = lowest if x < lowest else x
+            n = np.floor(x * log2e + half_)
+            r = (x - n * ln2_hi) - n * ln2_lo
+            p = ((((((c7 * r + c6) * r + c5) * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
+            half = np.floor(n * half_)
+            return p * _exp2i(half) * _exp2i(n - half)
+        return impl
+    return None
+
+
 # -- parameters <-> working layout ---------------------------------------------------------
 
 
@@ -274,7 +338,7 @@ def _activate(v, n, code):
     if code == SIGMOID:
         for j in range(n):
             # the oracle's overflow-free form: e = exp(-|z|) never exceeds 1
-            e = np.exp(-abs(v[j]))
+            e = _exp_nonpositive(-abs(v[j]))
             r = one / (one + e)
             v[j] = r if v[j] >= 0 else e * r
     elif code == TANH:
@@ -290,7 +354,7 @@ def _activate(v, n, code):
             zmax = max(zmax, v[j])
         total = v.dtype.type(0)
         for j in range(n):
-            v[j] = np.exp(v[j] - zmax)
+            v[j] = _exp_nonpositive(v[j] - zmax)
             total += v[j]
         inv = one / total
         for j in range(n):
@@ -317,7 +381,7 @@ def _derivative_times(d, a, n, code):
 @njit(**_HELPER)
 def _softplus(x):
     zero = x - x
-    return max(x, zero) + np.log1p(np.exp(-abs(x)))
+    return max(x, zero) + np.log1p(_exp_nonpositive(-abs(x)))
 
 
 @njit(**_HELPER)
@@ -340,7 +404,7 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
             zmax = max(zmax, z[j])
         total = zero
         for j in range(n):
-            total += np.exp(z[j] - zmax)
+            total += _exp_nonpositive(z[j] - zmax)
         logsumexp = zmax + np.log(total)
     for j in range(n):
         yj = (one if j == label else zero) if label >= 0 else y[j]
