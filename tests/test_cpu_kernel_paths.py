@@ -1,0 +1,142 @@
+"""The CPU kernels' alternative paths, each against the NumPy oracle or its NumPy twin.
+
+The kernels choose at run time between paths that must give the same numbers up to
+rounding: index lists of non-zero inputs or every input (``config.SPARSE_MAX_DENSITY``),
+serial steps or threads (``config.PARALLEL_MIN_WORK``), one or several prediction blocks.
+Default settings send small test networks down only some of them, so these tests force
+each one. Tolerances as in test_oracle_agreement.py: float64 parameters after an epoch
+1e-10 relative (rounding carried over 100+ mini-batches of a contractive map), float32
+1e-4; serial and parallel twins bit for bit (they do every sum in the same order).
+"""
+
+import numpy as np
+import pytest
+
+import engine
+from engine import config
+from engine.kernels import cpu
+
+RTOL_EPOCH = {"float64": 1e-10, "float32": 1e-4}
+
+
+def relative_error(actual, expected):
+    return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30)
+
+
+def sparse_task(n=300, n_in=37, n_out=4, zeros=0.7, seed=0):
+    """Inputs with a fraction ``zeros`` of exact zeros; n_in not a multiple of 8 so the
+    vector compress and its scalar tail both run."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, n_in))
+    X[rng.random((n, n_in)) < zeros] = 0.0
+    X[::7] = rng.random((X[::7].shape[0], n_in))  # some dense rows among the sparse ones
+    return X, rng.integers(0, n_out, n)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.6, 1.0], ids=["never-lists", "default",
+                                                          "always-lists"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("hidden,output,cost", [("sigmoid", "sigmoid", "quadratic"),
+                                                ("relu", "softmax", "cross_entropy"),
+                                                ("tanh", "identity", "quadratic")])
+def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, density, dtype, hidden,
+                                                   output, cost):
+    monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", density)
+    X, y = sparse_task()
+    if output == "identity":
+        y = np.eye(4)[y]
+    nets = [engine.Network([37, 19, 9, 4], activation=hidden, output=output, cost=cost,
+                           dtype=dtype, init="lecun_normal", backend=b, seed=3)
+            for b in ("numpy", "numba")]
+    for net in nets:
+        net.fit(X, y, epochs=1, batch_size=3, lr=0.05)
+    assert relative_error(nets[1]._params, nets[0]._params) <= RTOL_EPOCH[dtype]
+    expected = nets[0].predict_proba(X)
+    assert relative_error(nets[1].predict_proba(X), expected) <= RTOL_EPOCH[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, dtype):
+    """Threads for every step (rows split in blocks of 8): the same sums, the same bits."""
+    monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(config, "PARALLEL_ROW_BLOCK", 8)
+    X, y = sparse_task(n=203, zeros=0.5)
+    nets = [engine.Network([37, 40, 33, 4], activation="relu", output="softmax",
+                           cost="cross_entropy", dtype=dtype, backend=b, seed=5)
+            for b in ("numba", "numba-parallel")]
+    for net in nets:
+        net.fit(X, y, epochs=2, batch_size=11, lr=0.05)
+    np.testing.assert_array_equal(nets[1]._params, nets[0]._params)
+    oracle = engine.Network([37, 40, 33, 4], activation="relu", output="softmax",
+                            cost="cross_entropy", dtype=dtype, backend="numpy", seed=5)
+    oracle.fit(X, y, epochs=2, batch_size=11, lr=0.05)
+    assert relative_error(nets[0]._params, oracle._params) <= RTOL_EPOCH[dtype]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
+def test_prediction_over_many_blocks_matches_oracle(monkeypatch, backend):
+    monkeypatch.setattr(config, "PREDICT_BLOCK_ROWS", 16)
+    X, _ = sparse_task(n=301)
+    nets = [engine.Network([37, 12, 4], backend=b, seed=1) for b in ("numpy", backend)]
+    assert relative_error(nets[1].predict_proba(X), nets[0].predict_proba(X)) <= 1e-12
+
+
+def test_input_with_nan_is_not_skipped_as_zero():
+    """A NaN input must reach the output (it is not zero), on the index-list path too."""
+    net = engine.Network([37, 5, 4], seed=0)
+    X, _ = sparse_task(n=4, zeros=0.9)
+    X[1, 3] = np.nan
+    out = net._backend.forward(net, X)[0]  # past the public input check, on purpose
+    assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2, 3]]).all()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_vectorised_exp_is_within_one_ulp_of_numpy(dtype):
+    from numba import njit
+
+    @njit
+    def exp_all(x, out):
+        for i in range(x.size):
+            out[i] = cpu._exp_nonpositive(x[i])
+
+    tiny = float(np.finfo(dtype).tiny)
+    x = -np.concatenate([np.linspace(0, 120, 200_001), np.geomspace(1e-12, 760, 5_001),
+                         [0.0, np.inf, 87.3, 103.9, 708.3, 744.4, 745.2, 800.0]]).astype(dtype)
+    out = np.empty_like(x)
+    exp_all(x, out)
+    expected = np.exp(x.astype(np.float64))
+    normal = expected >= tiny
+    ulps = np.abs(out[normal] - expected[normal]) / np.spacing(expected[normal].astype(dtype))
+    assert ulps.max() <= 1.0
+    # subnormal results and underflow to zero: off by at most one subnormal step
+    step = np.finfo(dtype).smallest_subnormal
+    assert np.all(np.abs(out[~normal] - expected[~normal]) <= step)
+    nan = np.array([np.nan], dtype=dtype)
+    exp_all(nan, nan)
+    assert np.isnan(nan[0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_nonzero_index_lists_match_flatnonzero(dtype):
+    from numba import njit
+
+    @njit
+    def lists(X, density, out, counts):
+        for r in range(X.shape[0]):
+            counts[r] = cpu._nonzero_list(X[r], X.shape[1], out[r], 0, density, r % 2 == 0)
+
+    rng = np.random.default_rng(7)
+    X = rng.random((64, 45)).astype(dtype)
+    X[rng.random(X.shape) < 0.8] = 0
+    X[3, [0, 8, 44]] = [np.nan, -0.0, -2.5]  # NaN counts as non-zero, -0.0 as zero
+    X[5] = 1.0  # dense: no list
+    out = np.full((64, 45 + 8), 999, dtype=np.uint32)
+    counts = np.empty(64, dtype=np.int64)
+    lists(X, 0.6, out, counts)
+    for r in range(64):
+        expected = np.flatnonzero(X[r] != 0)
+        if expected.size > 0.6 * 45:
+            assert counts[r] == -1
+        else:
+            assert counts[r] == expected.size
+            np.testing.assert_array_equal(out[r, :counts[r]], expected)
