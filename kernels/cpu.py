@@ -15,9 +15,9 @@ All weights and biases live in one flat array ``params`` (float32 or float64). F
 Working layout
 --------------
 A kernel call first copies the parameters into ``work``, where layer ``l`` is stored
-transposed and padded: ``Wt_l`` with shape ``(n_in, P_l)`` (``P_l`` is ``n`` rounded up
-to a multiple of ``config.PAD_UNITS``; the padding columns are zero) and its bias as a row
-of ``P_l``. Every inner loop then runs along a contiguous row of whole vectors, whatever
+transposed and padded: ``Wt_l`` with shape ``(n_in + 1, P_l)``, the weights of input ``k``
+in row ``k`` and the bias in the last row (``P_l`` is ``n`` rounded up to a multiple of
+``pad_units``, from ``config.PAD_BYTES``; the padding columns are zero). Every inner loop then runs along a contiguous row of whole vectors, whatever
 the layer sizes, and one input unit's weights are one row, so a sample whose inputs are
 mostly zero touches only the rows of its non-zero inputs (in the forward pass and in the
 update). Training writes the updated parameters back at the end of the call.
@@ -26,9 +26,10 @@ All offsets travel in one int64 array ``lay`` (see :func:`plan`), one column per
 
 Sparse inputs
 -------------
-For each sample and layer, the kernel counts the non-zero inputs (a cheap vectorised pass).
-If at most ``density`` of them are non-zero it compresses their indices into a list and
-works on those rows only; otherwise it uses every row. Skipping a zero input drops terms
+For each sample and layer, the kernel compresses the indices of the non-zero inputs into a
+list (eight inputs per vector compare; after a dense sample it counts them first, with a
+cheaper vectorised pass). If at most ``density`` of them are non-zero it works on those
+rows only; otherwise it uses every row. Skipping a zero input drops terms
 that are exactly zero, so the result changes by rounding only (the order of the sum
 changes). ``density`` comes from ``config.SPARSE_MAX_DENSITY``.
 
@@ -87,25 +88,30 @@ def _no_alias_pipeline():
 
 
 _NO_ALIAS = _no_alias_pipeline()
-# For the innermost helpers only. Their contract: no array argument they write overlaps any
-# other array argument (arrays that are only read may share memory).
 _LEAF = dict(_JIT, pipeline_class=_NO_ALIAS) if _NO_ALIAS is not None else _JIT
+# Every helper below the two kernels runs without Numba's reference counting (_nrt=False):
+# each array view would otherwise cost two atomic updates, which took a sixth of an epoch.
+# They allocate nothing and return no new arrays (the kernels keep everything alive).
 _HELPER = dict(_JIT, _nrt=False)
+# The per-layer helpers with the hot loops also get noalias arguments. Their contract: no
+# array argument they write overlaps another of their array arguments (arrays that are
+# only read may share memory).
 _HELPER_LEAF = dict(_LEAF, _nrt=False)
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
 SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF = range(8)
 
 
-def plan(sizes, pad_units=None):
-    """Working layout of the kernels for a network with layer widths ``sizes``.
+def plan(sizes, pad_units):
+    """Working layout of the kernels for a network with layer widths ``sizes``, each
+    layer's units padded to a multiple of ``pad_units``.
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
     ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF``, one column per layer) and
     the lengths a caller allocates: ``work`` (flat, the parameters' dtype), one sample's
-    activation row, and one sample's row of input index lists.
+    activation row, and one sample's input index lists (allocate 8 more: see
+    :func:`_pack8`).
     """
-    pad_units = config.PAD_UNITS if pad_units is None else pad_units
     sizes = [int(n) for n in sizes]
     depth = len(sizes) - 1
     lay = np.zeros((8, depth + 1), dtype=np.int64)
