@@ -19,15 +19,10 @@ import numpy as np
 import engine
 from engine import datasets
 
-
-def rss_mb():
-    """Resident set size of this process, from /proc (Linux) or getrusage's peak."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+try:  # run as a script (python benchmarks/soak.py) or imported as benchmarks.soak
+    from common import rss_mb
+except ImportError:
+    from benchmarks.common import rss_mb
 
 
 def training_images(mnist_dir):

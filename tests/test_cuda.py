@@ -23,6 +23,7 @@ import types
 import numpy as np
 import pytest
 
+from conftest import COMBINATIONS
 from engine import DivergenceError, Network, backends, config
 
 HAVE_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
@@ -46,13 +47,6 @@ needs_gpu = pytest.mark.skipif(AVAILABLE is not True or SIMULATED,
 
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-4, atol=1e-5)}
 
-COMBINATIONS = [
-    (hidden, output, cost)
-    for hidden in ("sigmoid", "tanh", "relu", "identity")
-    for output in ("sigmoid", "tanh", "relu", "identity", "softmax")
-    for cost in ("quadratic", "cross_entropy")
-    if cost == "quadratic" or output in ("sigmoid", "softmax")
-]
 
 
 @pytest.fixture
