@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 try:  # run as a script (python benchmarks/compare.py) or imported by asv / the tests
+    from .bench_startup import FIRST_FIT
     from .common import WORKLOADS, images, network_kwargs
 except ImportError:
+    from bench_startup import FIRST_FIT
     from common import WORKLOADS, images, network_kwargs
 
 import engine
@@ -227,15 +229,6 @@ def subprocess_seconds(code, env=None):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-COMPILE = textwrap.dedent("""
-    import time, numpy as np, engine
-    X = np.random.default_rng(0).random((40, 784)).astype({dtype!r})
-    net = engine.Network([784, 30, 10], dtype={dtype!r}, backend={backend!r}, seed=0)
-    start = time.perf_counter()
-    net.fit(X, np.arange(40) % 10, epochs=1, batch_size=10, lr=3.0)
-    print(time.perf_counter() - start)
-""")
-
 STARTUP = textwrap.dedent("""
     import time
     start = time.perf_counter()
@@ -269,7 +262,7 @@ def startup_measurements(backends=("numba", "numba-parallel")):
         for backend in backends:
             for dtype in ("float64", "float32"):
                 cache = os.path.join(folder, f"cache-{backend}-{dtype}")
-                seconds = subprocess_seconds(COMPILE.format(dtype=dtype, backend=backend),
+                seconds = subprocess_seconds(FIRST_FIT.format(dtype=dtype, backend=backend),
                                              env={"NUMBA_CACHE_DIR": cache})
                 rows.append(("first fit, empty Numba cache (compile)", backend, dtype, seconds))
         model = os.path.join(folder, "model.npz")
