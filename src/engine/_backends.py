@@ -1,12 +1,22 @@
 """Execution targets behind :class:`engine.Network`: one small class per backend.
 
 A backend trains a range of mini-batches in place on the network's flat parameter array and
-feeds batches forward. The network owns the parameters; backends own only scratch space.
+feeds batches forward. The network owns the parameters (and the optimiser's memory and
+batch-norm statistics); backends own only scratch space.
+
+Protocol: ``train(net, X, labels, targets, order, start, stop, batch_size, lr, plan=None)``
+(``plan``: an :class:`engine.training.Plan` or None for the seeds' SGD without touching the
+optimiser's memory; returns the summed cost), ``forward(net, X)`` (prediction mode, returns
+``(out_a, out_z)``) and ``gradient(net, X, labels, targets)``. ``features`` names what a
+backend supports beyond the seeds' SGD: "optimizer", "l2", "dropout", "batch_norm".
 """
 
 import numpy as np
 
-from . import config, oracle
+from . import config, oracle, training
+from .kernels import codes
+
+FEATURES = ("optimizer", "l2", "dropout", "batch_norm")
 
 
 def one_hot(labels, n_out, dtype):
@@ -19,26 +29,64 @@ class NumpyBackend:
     """The oracle itself, as a backend: readable, vectorised per mini-batch, not compiled."""
 
     name = "numpy"
+    features = FEATURES
 
-    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr):
+    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
+        hyper = training.default_hyper() if plan is None else plan.hyper
+        optimizer = dropout = None
+        if plan is not None:
+            training.ensure_optimizer_state(net, plan.optimizer)
+            per_slot = [net._oracle_views(row) for row in net._opt_slots]
+            slots = [list(views) for views in zip(*per_slot)] if per_slot else None
+            if slots is None:
+                slots = [[] for _ in net._oracle_views(net._params)]
+            optimizer = oracle.Optimizer(plan.optimizer, training.hyper_dict(hyper), slots,
+                                         net._opt_step)
+            dropout = self._dropout(net, plan)
         return oracle.train_epoch(net._weight_views, net._bias_views, X, Y,
                                   order[start:stop], batch_size, lr,
-                                  net.activation, net.output, net.cost)
+                                  net.activation, net.output, net.cost, optimizer,
+                                  self._batch_norm(net, hyper), dropout)
+
+    @staticmethod
+    def _batch_norm(net, hyper):
+        if not net._n_bn:
+            return None
+        return net._bn_views(eps=hyper[codes.H_BN_EPS], momentum=hyper[codes.H_BN_MOMENTUM])
+
+    @staticmethod
+    def _dropout(net, plan):
+        """The plan's keep mask as the oracle's per-layer multipliers (None: no dropout)."""
+        if plan.mask is None:
+            return None
+        layers, column = [], 0
+        for n, rate in zip(net.sizes[1:], plan.dropout):
+            if rate > 0:
+                layers.append(oracle.dropout_multipliers(plan.mask[:, column:column + n],
+                                                         rate, net.dtype))
+            else:
+                layers.append(None)
+            column += n
+        return layers
 
     def forward(self, net, X):
         return oracle.feedforward(net._weight_views, net._bias_views, X,
-                                  net.activation, net.output)
+                                  net.activation, net.output,
+                                  self._batch_norm(net, training.default_hyper()))
 
     def gradient(self, net, X, labels, targets):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
         nabla_b, nabla_w, _ = oracle.backprop(net._weight_views, net._bias_views, X, Y,
-                                              net.activation, net.output, net.cost)
+                                              net.activation, net.output, net.cost,
+                                              self._batch_norm(net, training.default_hyper()))
         return nabla_b, nabla_w
 
 
 class NumbaBackend:
     """Compiled CPU kernels; ``parallel=True`` uses the ``prange`` twins."""
+
+    features = FEATURES
 
     def __init__(self, parallel=False):
         # Imported here so that `import engine` does not pay for loading the kernels module
@@ -52,34 +100,52 @@ class NumbaBackend:
         self._scratch_key = None
 
     def _scratch(self, net, batch_size):
-        key = (batch_size, tuple(net.sizes), net.dtype)
+        key = (batch_size, tuple(net.sizes), net.dtype, net._n_bn)
         if key != self._scratch_key:
             width = int(net._a_off[-1]) + net.sizes[-1]
             widest = max(net.sizes)
             self._buffers = (
-                np.empty_like(net._params),                       # grads
+                np.empty(net._params.size, net.dtype),             # grads
                 np.empty((batch_size, width), net.dtype),         # acts
                 np.empty((batch_size, net.sizes[-1]), net.dtype),  # z_out
                 np.empty((batch_size, widest), net.dtype),        # delta_a
                 np.empty((batch_size, widest), net.dtype),        # delta_b
                 np.empty(batch_size, net.dtype),                  # sample_cost
+                np.empty((batch_size, width), net.dtype),         # pre_drop (dropout)
+                np.empty((batch_size, net._n_bn), net.dtype),     # bn_zhat
+                np.empty(net._n_bn, net.dtype),                   # bn_inv_std
             )
             self._scratch_key = key
         return self._buffers
 
-    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr):
-        grads, acts, z_out, delta_a, delta_b, sample_cost = self._scratch(net, batch_size)
+    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
+        (grads, acts, z_out, delta_a, delta_b, sample_cost, pre_drop, bn_zhat,
+         bn_inv_std) = self._scratch(net, batch_size)
+        if plan is None:  # the seeds' SGD; the network's optimiser memory is left alone
+            code, hyper = codes.SGD, training.default_hyper()
+            opt_state = np.zeros((0, net._params.size), net.dtype)
+            opt_step = np.zeros(1, np.int64)
+            drop_mask, drop_scale = _NO_MASK, np.ones(len(net.sizes) - 1, net.dtype)
+        else:
+            training.ensure_optimizer_state(net, plan.optimizer)
+            code, hyper = plan.code, plan.hyper
+            opt_state, opt_step = net._opt_slots, net._opt_step
+            drop_mask = _NO_MASK if plan.mask is None else plan.mask
+            drop_scale = plan.drop_scale
         return self._train(net._params, grads, net._sizes, net._w_off, net._b_off, net._a_off,
                            net._codes[0], net._codes[1], net._codes[2],
                            X, labels, targets, order, start, stop, batch_size, float(lr),
-                           acts, z_out, delta_a, delta_b, sample_cost)
+                           acts, z_out, delta_a, delta_b, sample_cost,
+                           code, hyper, opt_state, opt_step, drop_mask, drop_scale, pre_drop,
+                           net._bn_off, net._bn_running, bn_zhat, bn_inv_std)
 
     def forward(self, net, X):
         n_out = net.sizes[-1]
         out_a = np.empty((X.shape[0], n_out), net.dtype)
         out_z = np.empty((X.shape[0], n_out), net.dtype)
         self._forward(net._params, net._sizes, net._w_off, net._b_off, net._a_off,
-                      net._codes[0], net._codes[1], X, out_a, out_z, config.PREDICT_BLOCK_ROWS)
+                      net._codes[0], net._codes[1], X, out_a, out_z, config.PREDICT_BLOCK_ROWS,
+                      net._bn_off, net._bn_running, float(config.BN_EPS))
         return out_a, out_z
 
     def gradient(self, net, X, labels, targets):
@@ -88,6 +154,9 @@ class NumbaBackend:
         self.train(net, X, labels, targets, order, 0, X.shape[0], X.shape[0], 0.0)
         grads = self._buffers[0]
         return net._unflatten(grads)
+
+
+_NO_MASK = np.zeros((0, 0), np.uint8)
 
 
 def _cuda_backend():

@@ -7,3 +7,8 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 # Rows a compiled prediction call processes per parallel task (bounds scratch memory).
 PREDICT_BLOCK_ROWS = 256
+
+# Batch normalisation constants, as torch.nn.BatchNorm1d defines them: ε added to the batch
+# variance, and the weight of each new batch in the running averages used for prediction.
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
