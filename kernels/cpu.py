@@ -55,7 +55,9 @@ from numba.extending import intrinsic, overload
 
 from engine import config
 
-from .codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
+from .codes import (ADAGRAD, ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_BN_EPS, H_BN_MOMENTUM,
+                    H_EPS, H_MOMENTUM, H_RHO, H_WEIGHT_DECAY, IDENTITY, MOMENTUM, NESTEROV,
+                    RELU, RMSPROP, SGD, SIGMOID, SOFTMAX, TANH)
 
 # error_model="numpy": a float division by zero gives inf/NaN like NumPy instead of a
 # Python exception; the exception check would also stop loops from vectorising.
@@ -99,23 +101,29 @@ _HELPER = dict(_JIT, _nrt=False)
 _HELPER_LEAF = dict(_LEAF, _nrt=False)
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
-SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF = range(8)
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN = range(9)
 
 
-def plan(sizes, pad_units):
+def plan(sizes, pad_units, bn_off=None):
     """Working layout of the kernels for a network with layer widths ``sizes``, each
-    layer's units padded to a multiple of ``pad_units``.
+    layer's units padded to a multiple of ``pad_units``; ``bn_off[l - 1]`` is the first
+    batch-normalised unit of layer ``l`` or -1 (default: no batch normalisation).
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
-    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF``, one column per layer) and
-    the lengths a caller allocates: ``work`` (flat, the parameters' dtype), one sample's
-    activation row, and one sample's input index lists (allocate 8 more: see
-    :func:`_pack8`).
+    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN``, one column per layer)
+    and the lengths a caller allocates: ``work`` (flat, the parameters' dtype; batch
+    normalisation's γ and β follow the layers, as in ``params``), one sample's activation
+    row, and one sample's input index lists (allocate 8 more: see :func:`_pack8`).
     """
     sizes = [int(n) for n in sizes]
     depth = len(sizes) - 1
-    lay = np.zeros((8, depth + 1), dtype=np.int64)
+    lay = np.zeros((9, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
+    lay[BN] = -1
+    n_bn = 0
+    if bn_off is not None:
+        lay[BN, 1:] = bn_off
+        n_bn = sum(sizes[layer] for layer in range(1, depth + 1) if bn_off[layer - 1] >= 0)
     p_off = t_off = a_off = i_off = 0
     for layer in range(1, depth + 1):
         n_in, n = sizes[layer - 1], sizes[layer]
@@ -131,7 +139,7 @@ def plan(sizes, pad_units):
         a_off += pad
         lay[I_OFF, layer] = i_off
         i_off += n_in
-    return lay, t_off, a_off, i_off
+    return lay, t_off + 2 * n_bn, a_off, i_off
 
 
 @intrinsic
@@ -303,6 +311,13 @@ def _exp_nonpositive_impl(x):
 
 
 @njit(**_HELPER)
+def _layer_params(lay):
+    """Number of weights and biases (``params`` holds batch norm's γ and β after them)."""
+    depth = lay.shape[1] - 1
+    return lay[B_OFF, depth] + lay[SIZE, depth]
+
+
+@njit(**_HELPER)
 def _load_work(params, lay, work):
     """``work`` ← ``params`` in the working layout (transposed, zero padding columns)."""
     zero = work.dtype.type(0)
@@ -318,6 +333,7 @@ def _load_work(params, lay, work):
             for k in range(n_in):
                 wt[k, j] = w[k]
             wt[n_in, j] = params[b_off + j]
+    _copy_tail(params, work, params.size - _layer_params(lay))
 
 
 @njit(**_HELPER)
@@ -332,6 +348,14 @@ def _store_work(work, lay, params):
             for k in range(n_in):
                 w[k] = wt[k, j]
             params[b_off + j] = wt[n_in, j]
+    _copy_tail(work, params, params.size - _layer_params(lay))
+
+
+@njit(**_HELPER)
+def _copy_tail(src, dst, n_tail):
+    """Batch normalisation's γ and β: the last ``n_tail`` entries in both layouts."""
+    for k in range(n_tail):
+        dst[dst.size - n_tail + k] = src[src.size - n_tail + k]
 
 
 # -- element-wise pieces ---------------------------------------------------------------------
@@ -484,10 +508,10 @@ def _input_row(X, order, pos, i, acts, lay, layer):
 
 @njit(**_HELPER_LEAF)
 def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
-                   density, code):
+                   density, code, with_bias):
     """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] over the non-zero
-    inputs (or all), then activations in place; keeps each input index list in idx/nnz
-    and, for the output layer, z in z_out."""
+    inputs (or all; without b for a batch-normalised layer), then activations in place;
+    keeps each input index list in idx/nnz and, for the output layer, z in z_out."""
     n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
     t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
     wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
@@ -506,8 +530,9 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
             ids = all_idx
             count = n_in
         z = acts[i, a_off:a_off + pad]
+        zero = z.dtype.type(0)
         for j in range(pad):
-            z[j] = wt[n_in, j]
+            z[j] = wt[n_in, j] if with_bias else zero
         t = 0
         while t + 4 <= count:  # four rows per pass: one load and store of z serves four
             k0, k1, k2, k3 = ids[t], ids[t + 1], ids[t + 2], ids[t + 3]
@@ -529,9 +554,12 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
 
 
 @njit(**_HELPER_LEAF)
-def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code):
-    """Samples i0..i1-1 (i0 a multiple of 4): δ^{layer-1} = (W^layer)ᵀ δ^layer ⊙ σ'(z),
-    four samples per pass over the weights."""
+def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop_mask,
+                    mask_row, scale):
+    """Samples i0..i1-1 (i0 a multiple of 4): δ^{layer-1} = (W^layer)ᵀ δ^layer ⊙ D ⊙ σ'(z),
+    four samples per pass over the weights. Without dropout (an empty ``drop_mask``) σ' is
+    written through ``acts``; with it, D is the keep mask (row ``mask_row + i``) times
+    ``scale`` and σ' is written through the activations before dropout, ``pre_drop``."""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, p_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[A_OFF, layer - 1]
     wt = work[t_off:t_off + n_in * pad].reshape((n_in, pad))
@@ -567,14 +595,23 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code):
                 s0 += wt[k, j] * d0[j]
             p0[k] = s0
         i += 1
+    if drop_mask.shape[0] == 0:
+        for i in range(i0, i1):
+            _derivative_times(deltas[i, p_off:p_off + n_in], acts[i, p_off:p_off + n_in], n_in,
+                              code)
+        return
+    col = _mask_column(lay, layer - 1)
     for i in range(i0, i1):
-        _derivative_times(deltas[i, p_off:p_off + n_in], acts[i, p_off:p_off + n_in], n_in,
-                          code)
+        d = deltas[i, p_off:p_off + n_in]
+        keep = drop_mask[mask_row + i, col:col + n_in]
+        for k in range(n_in):
+            d[k] = d[k] * (scale if keep[k] else zero)
+        _derivative_times(d, pre_drop[i, p_off:p_off + n_in], n_in, code)
 
 
 @njit(**_HELPER_LEAF)
 def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
-                  all_idx):
+                  all_idx, with_bias):
     """Rows k0..k1-1 of layer's transposed weights in ``tgt`` (and the bias, with the last
     rows): += coef·Σ_i a_i[k]·δ_i.
 
@@ -584,7 +621,7 @@ def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
     wt = tgt[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
-    if k1 == n_in:
+    if k1 == n_in and with_bias:
         for i in range(m):
             d = deltas[i, a_off:a_off + pad]
             for j in range(pad):
@@ -661,12 +698,241 @@ def _output_layer(i0, i1, lay, acts, z_out, deltas, labels, targets, order, pos,
                                                 output, cost, deltas[i, a_off:a_off + n_out])
 
 
+# -- training features: dropout, batch normalisation, optimisers ------------------------------
+# O(batch × units) or O(parameters) work per mini-batch, serial in both twins.
+
+
+@njit(**_HELPER)
+def _mask_column(lay, layer):
+    """First column of hidden ``layer``'s units in a dropout mask row (hidden layers in
+    order, unpadded)."""
+    col = 0
+    for q in range(1, layer):
+        col += lay[SIZE, q]
+    return col
+
+
+@njit(**_HELPER)
+def _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, mask_row, scale):
+    """Inverted dropout of ``layer``'s outputs for samples 0..m-1 (twin of ``h * D`` in the
+    oracle): keeps h = σ(z) in ``pre_drop`` for σ', then a ← h·D, D = ``scale`` where the
+    keep mask (row ``mask_row + i``) is 1, else 0."""
+    n, a_off = lay[SIZE, layer], lay[A_OFF, layer]
+    col = _mask_column(lay, layer)
+    zero = acts.dtype.type(0)
+    for i in range(m):
+        a = acts[i, a_off:a_off + n]
+        h = pre_drop[i, a_off:a_off + n]
+        keep = drop_mask[mask_row + i, col:col + n]
+        for k in range(n):
+            h[k] = a[k]
+            a[k] = a[k] * (scale if keep[k] else zero)
+
+
+@njit(**_HELPER)
+def _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat, bn_inv_std, eps,
+                      momentum, update_running, code):
+    """Training-mode batch norm of ``layer`` (twin of ``oracle.batch_norm_training`` and
+    ``update_running_statistics``), then its activation: column by column of ``acts[:m]``,
+    z becomes y = γ·ẑ + β, then σ(y); keeps ẑ and 1/√(σ²_B + ε) for the backward pass."""
+    t = acts.dtype.type
+    n, a_off, u0 = lay[SIZE, layer], lay[A_OFF, layer], lay[BN, layer]
+    n_bn = bn_running.shape[1]
+    base = work.size - 2 * n_bn
+    for j in range(n):
+        col, u = a_off + j, u0 + j
+        mean = t(0)
+        for i in range(m):
+            mean += acts[i, col]
+        mean = mean / t(m)
+        var = t(0)
+        for i in range(m):
+            d = acts[i, col] - mean
+            var += d * d
+        var = var / t(m)  # biased, to normalise with
+        inv_std = t(1) / np.sqrt(var + t(eps))
+        bn_inv_std[u] = inv_std
+        gamma, beta = work[base + u], work[base + n_bn + u]
+        for i in range(m):
+            z_hat = (acts[i, col] - mean) * inv_std
+            bn_zhat[i, u] = z_hat
+            acts[i, col] = gamma * z_hat + beta
+        if update_running and m > 1:  # unbiased variance for the running average, as torch
+            keep, mom = t(1 - momentum), t(momentum)
+            bn_running[0, u] = keep * bn_running[0, u] + mom * mean
+            bn_running[1, u] = keep * bn_running[1, u] + mom * (var * t(m) / t(m - 1))
+    for i in range(m):
+        _activate(acts[i, a_off:a_off + n], n, code)
+
+
+@njit(**_HELPER)
+def _batch_norm_backward(layer, m, lay, deltas, work, bn_running, bn_zhat, bn_inv_std, gwork):
+    """Back through ``layer``'s batch norm (twin of ``oracle.batch_norm_backward``):
+    ``deltas[:m]`` holds ∂C/∂y in the layer's columns and becomes ∂C/∂z; writes ∂C/∂γ and
+    ∂C/∂β into the tail of ``gwork``."""
+    t = deltas.dtype.type
+    n, a_off, u0 = lay[SIZE, layer], lay[A_OFF, layer], lay[BN, layer]
+    n_bn = bn_running.shape[1]
+    base = work.size - 2 * n_bn
+    mt = t(m)
+    for j in range(n):
+        col, u = a_off + j, u0 + j
+        dgamma = t(0)
+        dbeta = t(0)
+        for i in range(m):
+            dgamma += deltas[i, col] * bn_zhat[i, u]
+            dbeta += deltas[i, col]
+        gwork[base + u] = dgamma
+        gwork[base + n_bn + u] = dbeta
+        c = work[base + u] * bn_inv_std[u] / mt
+        for i in range(m):
+            deltas[i, col] = c * (mt * deltas[i, col] - dbeta - bn_zhat[i, u] * dgamma)
+
+
+@njit(**_HELPER)
+def _batch_norm_inference(layer, m, lay, acts, work, bn_running, eps, code):
+    """Prediction-mode batch norm of ``layer`` from the running statistics (twin of
+    ``oracle.batch_norm_inference``), then its activation, for samples 0..m-1."""
+    t = acts.dtype.type
+    n, a_off, u0 = lay[SIZE, layer], lay[A_OFF, layer], lay[BN, layer]
+    n_bn = bn_running.shape[1]
+    base = work.size - 2 * n_bn
+    for i in range(m):
+        z = acts[i, a_off:a_off + n]
+        for j in range(n):
+            u = u0 + j
+            inv_std = t(1) / np.sqrt(bn_running[1, u] + t(eps))
+            z[j] = work[base + u] * ((z[j] - bn_running[0, u]) * inv_std) + work[base + n_bn + u]
+        _activate(z, n, code)
+
+
+@njit(**_HELPER)
+def _optimizer_step(work, gwork, opt_work, lay, m, lr, code, hyper, step):
+    """One optimiser step on every parameter in the working layout from the summed
+    gradients in ``gwork``: the weights with network2's L2 decay, then the biases (not of a
+    batch-normalised layer, which has none), then batch norm's γ and β. Padding entries
+    have zero gradient and stay zero."""
+    decay = hyper[H_WEIGHT_DECAY]
+    for layer in range(1, lay.shape[1]):
+        n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+        t_off, tb_off = lay[T_OFF, layer], lay[TB_OFF, layer]
+        _apply_update(work, gwork, opt_work, t_off, t_off + n_in * pad, m, lr, decay, code,
+                      hyper, step)
+        if lay[BN, layer] < 0:
+            _apply_update(work, gwork, opt_work, tb_off, tb_off + pad, m, lr, 0.0, code, hyper,
+                          step)
+    n_tail = work.size - lay[TB_OFF, lay.shape[1] - 1] - lay[PAD, lay.shape[1] - 1]
+    if n_tail > 0:
+        _apply_update(work, gwork, opt_work, work.size - n_tail, work.size, m, lr, 0.0, code,
+                      hyper, step)
+
+
+@njit(**_HELPER)
+def _apply_update(params, grads, state, lo, hi, m, lr, decay, code, hyper, step):
+    """One optimiser step on ``params[lo:hi]`` from the summed gradient ``grads[lo:hi]`` of
+    ``m`` samples; twin of ``oracle.Optimizer.update``. ``decay`` is λ/n for weights, 0 for
+    everything else; ``state[s, lo:hi]`` is slot ``s``; ``step`` counts updates (Adam's t).
+    """
+    p = params[lo:hi]
+    g_sum = grads[lo:hi]
+    if code == SGD:
+        _sgd_step(p, g_sum, m, lr, decay)
+    elif code == MOMENTUM or code == NESTEROV:
+        _momentum_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_MOMENTUM],
+                       code == NESTEROV)
+    elif code == ADAGRAD:
+        _adagrad_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_EPS])
+    elif code == RMSPROP:
+        _rmsprop_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_RHO], hyper[H_EPS])
+    elif code == ADAM:
+        _adam_step(p, g_sum, state[0, lo:hi], state[1, lo:hi], m, lr, decay, hyper[H_BETA1],
+                   hyper[H_BETA2], hyper[H_EPS], step)
+
+
+@njit(**_HELPER)
+def _sgd_step(p, g_sum, m, lr, decay):
+    """network.py's rule, with network2's decay: p ← (1 − lr·λ/n)·p − (lr/m)·Σ∇."""
+    t = p.dtype.type
+    scale = t(lr / m)
+    if decay != 0:
+        keep = t(1 - lr * decay)
+        for k in range(p.size):
+            p[k] = keep * p[k] - scale * g_sum[k]
+    else:
+        for k in range(p.size):
+            p[k] -= scale * g_sum[k]
+
+
+@njit(**_HELPER)
+def _momentum_step(p, g_sum, buf, m, lr, decay, momentum, nesterov):
+    """b ← μ·b + g; p ← p − lr·b (or − lr·(g + μ·b), Nesterov), g = Σ∇/m (+ λ/n·p)."""
+    t = p.dtype.type
+    mt, wd, rate, mu = t(m), t(decay), t(lr), t(momentum)
+    for k in range(p.size):
+        g = g_sum[k] / mt
+        if decay != 0:
+            g += wd * p[k]
+        b = mu * buf[k] + g
+        buf[k] = b
+        p[k] -= rate * (g + mu * b if nesterov else b)
+
+
+@njit(**_HELPER)
+def _adagrad_step(p, g_sum, total, m, lr, decay, eps):
+    """s ← s + g²; p ← p − lr·g/(√s + ε)."""
+    t = p.dtype.type
+    mt, wd, rate, e = t(m), t(decay), t(lr), t(eps)
+    for k in range(p.size):
+        g = g_sum[k] / mt
+        if decay != 0:
+            g += wd * p[k]
+        s = total[k] + g * g
+        total[k] = s
+        p[k] -= rate * (g / (np.sqrt(s) + e))
+
+
+@njit(**_HELPER)
+def _rmsprop_step(p, g_sum, square_avg, m, lr, decay, rho, eps):
+    """v ← ρ·v + (1 − ρ)·g²; p ← p − lr·g/(√v + ε)."""
+    t = p.dtype.type
+    mt, wd, rate, e, r, rest = t(m), t(decay), t(lr), t(eps), t(rho), t(1 - rho)
+    for k in range(p.size):
+        g = g_sum[k] / mt
+        if decay != 0:
+            g += wd * p[k]
+        v = r * square_avg[k] + rest * (g * g)
+        square_avg[k] = v
+        p[k] -= rate * (g / (np.sqrt(v) + e))
+
+
+@njit(**_HELPER)
+def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, step):
+    """Adam at step t, arranged as torch computes it: m ← β1·m + (1 − β1)·g,
+    v ← β2·v + (1 − β2)·g², p ← p − (lr/(1 − β1ᵗ))·m/(√v/√(1 − β2ᵗ) + ε)."""
+    t = p.dtype.type
+    mt, wd, e = t(m), t(decay), t(eps)
+    b1, rest1, b2, rest2 = t(beta1), t(1 - beta1), t(beta2), t(1 - beta2)
+    step_size = t(lr / (1 - beta1 ** step))
+    root2 = t((1 - beta2 ** step) ** 0.5)
+    for k in range(p.size):
+        g = g_sum[k] / mt
+        if decay != 0:
+            g += wd * p[k]
+        m1 = b1 * exp_avg[k] + rest1 * g
+        v = b2 * exp_avg_sq[k] + rest2 * (g * g)
+        exp_avg[k] = m1
+        exp_avg_sq[k] = v
+        p[k] -= step_size * (m1 / (np.sqrt(v) / root2 + e))
+
+
 # -- the kernels ---------------------------------------------------------------------------------
 
 
 def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, order,
                   start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, nnz,
-                  sample_cost, all_idx, density, parallel_work, row_block):
+                  sample_cost, all_idx, density, parallel_work, row_block,
+                  opt_code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
+                  pre_drop, bn_running, bn_zhat, bn_inv_std):
     """Run the mini-batches ``order[start:stop]`` (in steps of ``batch_size``), in place.
 
     Layout contract: ``lay`` from :func:`plan`; ``X`` (n, n_in) and ``targets`` (n, n_out)
@@ -681,14 +947,36 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     step uses threads; ``row_block``: rows of a weight matrix per thread task in the
     update.
 
-    Writes ``params`` (the update) and the scratch. With ``lr == 0`` the parameters stay
-    and ``grads`` receives the summed gradients of the (last) mini-batch instead. Returns
-    the sum of the samples' costs, each measured before its mini-batch's update.
+    Training features (plain arrays; empty ones switch a feature off):
+
+    * ``opt_code`` (:data:`.codes.OPTIMIZERS`), ``hyper`` float64 (``codes.H_*``, including
+      L2's λ/n), ``opt_state`` (n_slots, params.size) with scratch ``opt_work`` (n_slots,
+      work_size), and ``opt_step`` int64 (1,), incremented per update.
+    * ``drop_mask`` uint8 (stop − start, hidden units) or (0, 0): row ``i`` is the keep mask
+      of sample ``order[start + i]``, hidden layers' units in order; ``drop_scale``
+      (depth,): 1/(1 − p) per layer; scratch ``pre_drop`` like ``acts`` (or (0, 0)).
+    * Batch normalisation: ``lay``'s ``BN`` row; ``bn_running`` (2, n_bn) running mean and
+      variance; scratch ``bn_zhat`` (batch_size, n_bn) and ``bn_inv_std`` (n_bn,).
+
+    The seeds' SGD (no optimiser memory, L2 or batch norm) adds each sample's share of the
+    update straight into the weights. Otherwise each mini-batch's summed gradients gather
+    in ``gwork`` and one optimiser pass follows.
+
+    Writes ``params`` (the update), the optimiser state, running statistics and the
+    scratch. With ``lr == 0`` nothing is updated and ``grads`` receives the summed
+    gradients of the (last) mini-batch instead (training mode: batch statistics, the
+    dropout mask). Returns the sum of the samples' costs, each measured before its
+    mini-batch's update.
     """
     depth = lay.shape[1] - 1
+    n_bn = bn_running.shape[1]
     _load_work(params, lay, work)
+    for s in range(opt_state.shape[0]):
+        _load_work(opt_state[s], lay, opt_work[s])
     gradient_only = lr == 0
-    tgt = gwork if gradient_only else work
+    gather = gradient_only or opt_code != SGD or hyper[H_WEIGHT_DECAY] != 0 or n_bn > 0
+    use_dropout = drop_mask.shape[0] > 0
+    tgt = gwork if gather else work
     for i in range(deltas.shape[0]):  # the padding of every δ row must stay zero
         for j in range(deltas.shape[1]):
             deltas[i, j] = 0
@@ -698,20 +986,29 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     while pos < stop:
         m = min(batch_size, stop - pos)
         quads = (m + 3) // 4  # parallel tasks take four samples each
-        coef = params.dtype.type(1) if gradient_only else params.dtype.type(-lr / m)
-        if gradient_only:
+        coef = params.dtype.type(1) if gather else params.dtype.type(-lr / m)
+        if gather:
             for j in range(gwork.size):
                 gwork[j] = 0
 
         for layer in range(1, depth + 1):
-            code = output if layer == depth else hidden
+            normalised = lay[BN, layer] >= 0
+            code = output if layer == depth else (IDENTITY if normalised else hidden)
             if m * lay[SIZE, layer - 1] * lay[PAD, layer] >= parallel_work:
                 for q in prange(quads):
                     _forward_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, X, order, pos,
-                                   acts, z_out, idx, nnz, all_idx, density, code)
+                                   acts, z_out, idx, nnz, all_idx, density, code,
+                                   not normalised)
             else:
                 _forward_layer(layer, i_0, m, lay, work, X, order, pos, acts, z_out, idx,
-                               nnz, all_idx, density, code)
+                               nnz, all_idx, density, code, not normalised)
+            if normalised:
+                _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat, bn_inv_std,
+                                  hyper[H_BN_EPS], hyper[H_BN_MOMENTUM], not gradient_only,
+                                  hidden)
+            if use_dropout and layer < depth:
+                _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, pos - start,
+                              drop_scale[layer - 1])
         _output_layer(i_0, m, lay, acts, z_out, deltas, labels, targets, order, pos, output,
                       cost, sample_cost)
         for i in range(m):
@@ -722,33 +1019,47 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
             if layer > 1:
                 # δ^{l-1} from the weights before their update
+                scale = drop_scale[layer - 2]
                 if threads:
                     for q in prange(quads):
                         _backprop_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, acts,
-                                        deltas, hidden)
+                                        deltas, hidden, pre_drop, drop_mask, pos - start,
+                                        scale)
                 else:
-                    _backprop_layer(layer, i_0, m, lay, work, acts, deltas, hidden)
+                    _backprop_layer(layer, i_0, m, lay, work, acts, deltas, hidden, pre_drop,
+                                    drop_mask, pos - start, scale)
+                if lay[BN, layer - 1] >= 0:
+                    _batch_norm_backward(layer - 1, m, lay, deltas, work, bn_running, bn_zhat,
+                                         bn_inv_std, gwork)
             n_in = lay[SIZE, layer - 1]
+            with_bias = lay[BN, layer] < 0
             if threads and n_in > row_block:
                 for blk in prange(-(-n_in // row_block)):
                     _update_layer(layer, blk * row_block, min(n_in, (blk + 1) * row_block), m,
                                   coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
-                                  all_idx)
+                                  all_idx, with_bias)
             else:
                 _update_layer(layer, i_0, n_in, m, coef, lay, tgt, X, order, pos, acts,
-                              deltas, idx, nnz, all_idx)
+                              deltas, idx, nnz, all_idx, with_bias)
+        if not gradient_only:
+            opt_step[0] += 1
+        if gather and not gradient_only:
+            _optimizer_step(work, gwork, opt_work, lay, m, lr, opt_code, hyper, opt_step[0])
         pos += m
     if gradient_only:
         _store_work(gwork, lay, grads)
     else:
         _store_work(work, lay, params)
+        for s in range(opt_state.shape[0]):
+            _store_work(opt_work[s], lay, opt_state[s])
     return total_cost
 
 
 def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts, z_out, idx,
-                 nnz, density, all_idx):
+                 nnz, density, all_idx, bn_running, bn_eps):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
-    pre-activations ``out_z`` (both (n, n_out), params' dtype).
+    pre-activations ``out_z`` (both (n, n_out), params' dtype). Batch-normalised layers use
+    their running statistics ``bn_running`` (see :func:`train_batches`).
 
     Rows go in blocks of ``acts.shape[1]``, one parallel task each, ``acts.shape[0]``
     blocks at a time (one scratch slot per task): ``acts`` (slots, block, act_width),
@@ -766,8 +1077,13 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
             lo = (first + s) * block
             m = min(n_rows, lo + block) - lo
             for layer in range(1, depth + 1):
+                normalised = lay[BN, layer] >= 0
+                code = output if layer == depth else (IDENTITY if normalised else hidden)
                 _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s], z_out[s], idx[s],
-                               nnz[s], all_idx, density, output if layer == depth else hidden)
+                               nnz[s], all_idx, density, code, not normalised)
+                if normalised:
+                    _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
+                                          hidden)
             for i in range(m):
                 for j in range(n_out):
                     out_a[lo + i, j] = acts[s, i, a_off + j]

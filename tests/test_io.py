@@ -80,7 +80,7 @@ def test_file_is_a_plain_npz_with_json_metadata(tmp_path):
         assert set(npz.files) == {"metadata", "weights_0", "biases_0", "normalization_mean",
                                   "normalization_scale", "normalization_target_mean",
                                   "normalization_target_scale"}
-    assert meta["format"] == "engine.network" and meta["format_version"] == 1
+    assert meta["format"] == "engine.network" and meta["format_version"] == 2
     assert meta["sizes"] == [5, 1] and meta["task"] == "regression"
     assert meta["history"]["loss"] == net.history["loss"]
 
@@ -135,7 +135,13 @@ def _altered(meta, **changes):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(format_version=2), "format version 2.*reads versions up to 1"),
+    (dict(format_version=3), "format version 3.*reads versions up to 2"),
+    (dict(batch_norm=[True]), "batch_norm"),
+    (dict(optimizer={"name": "adamw", "step": 0}), "optimizer"),
+    (dict(optimizer={"name": "adam", "step": 0}), "missing: \\['optimizer_exp_avg'"),
+    (dict(rng_state={"bit_generator": "os.system"}), "rng_state"),
+    (dict(rng_state={"bit_generator": "PCG64", "state": "x"}), "bad rng_state"),
+    (dict(training=[1]), "training"),
     (dict(format="something.else"), "not an engine model file"),
     (dict(sizes=[5, 0]), "sizes"),
     (dict(sizes=[5, 2]), "weights_0 should be"),
@@ -208,3 +214,36 @@ def test_pickled_arrays_are_not_loaded(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model file"):
         engine.load(tmp_path / "absent.npz")
+
+
+def test_version_1_files_still_load(saved, tmp_path):
+    arrays, meta, write = saved
+    v1 = {k: v for k, v in meta.items()
+          if k not in ("batch_norm", "optimizer", "rng_state", "training")}
+    back = engine.load(write(meta=dict(v1, format_version=1)))
+    assert back._optimizer_state() == {"optimizer": "sgd", "step": 0}
+    np.testing.assert_array_equal(back.weights[0], arrays["weights_0"])
+    with pytest.raises(io.ModelFileError, match="unexpected: \\['batch_norm'"):
+        engine.load(write(meta=dict(v1, format_version=1, batch_norm=[])))
+
+
+def test_batch_norm_optimizer_and_generator_state_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 5)), rng.integers(0, 3, 60)
+    net = engine.Network([5, 6, 4, 3], activation="relu", output="softmax",
+                         cost="cross_entropy", batch_norm=[True, False], seed=3)
+    net.fit(X, y, epochs=2, batch_size=8, lr=0.01, optimizer="adam", dropout=0.2)
+    back = engine.load(net.save(tmp_path / "m.npz"))
+    assert back.batch_norm == (True, False)
+    np.testing.assert_array_equal(back._params, net._params)  # γ and β included
+    np.testing.assert_array_equal(back._bn_running, net._bn_running)
+    mine, theirs = net._optimizer_state(), back._optimizer_state()
+    assert theirs["optimizer"] == "adam" and theirs["step"] == mine["step"] == 16
+    for slot in ("exp_avg", "exp_avg_sq"):
+        np.testing.assert_array_equal(theirs[slot], mine[slot])
+    assert back.rng.bit_generator.state == net.rng.bit_generator.state
+    np.testing.assert_array_equal(back.predict_proba(X), net.predict_proba(X))
+    # the same next epoch: same shuffle, same dropout masks, same Adam step
+    net.fit(X, y, epochs=1, batch_size=8, lr=0.01, optimizer="adam", dropout=0.2)
+    back.fit(X, y, epochs=1, batch_size=8, lr=0.01, optimizer="adam", dropout=0.2)
+    np.testing.assert_array_equal(back._params, net._params)

@@ -1,12 +1,22 @@
 """Execution targets behind :class:`engine.Network`: one small class per backend.
 
 A backend trains a range of mini-batches in place on the network's flat parameter array and
-feeds batches forward. The network owns the parameters; backends own only scratch space.
+feeds batches forward. The network owns the parameters (and the optimiser's memory and
+batch-norm statistics); backends own only scratch space.
+
+Protocol: ``train(net, X, labels, targets, order, start, stop, batch_size, lr, plan=None)``
+(``plan``: an :class:`engine.training.Plan` or None for the seeds' SGD without touching the
+optimiser's memory; returns the summed cost), ``forward(net, X)`` (prediction mode, returns
+``(out_a, out_z)``) and ``gradient(net, X, labels, targets)``. ``features`` names what a
+backend supports beyond the seeds' SGD: "optimizer", "l2", "dropout", "batch_norm".
 """
 
 import numpy as np
 
-from . import config, oracle
+from . import config, oracle, training
+from .kernels import codes
+
+FEATURES = ("optimizer", "l2", "dropout", "batch_norm")
 
 
 def one_hot(labels, n_out, dtype):
@@ -19,28 +29,66 @@ class NumpyBackend:
     """The oracle itself, as a backend: readable, vectorised per mini-batch, not compiled."""
 
     name = "numpy"
+    features = FEATURES
 
-    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr):
+    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
+        hyper = training.default_hyper() if plan is None else plan.hyper
+        optimizer = dropout = None
+        if plan is not None:
+            training.ensure_optimizer_state(net, plan.optimizer)
+            per_slot = [net._oracle_views(row) for row in net._opt_slots]
+            slots = [list(views) for views in zip(*per_slot)] if per_slot else None
+            if slots is None:
+                slots = [[] for _ in net._oracle_views(net._params)]
+            optimizer = oracle.Optimizer(plan.optimizer, training.hyper_dict(hyper), slots,
+                                         net._opt_step)
+            dropout = self._dropout(net, plan)
         # Overflow while diverging is reported by the network as a DivergenceError.
         with np.errstate(over="ignore", invalid="ignore"):
             return oracle.train_epoch(net._weight_views, net._bias_views, X, Y,
                                       order[start:stop], batch_size, lr,
-                                      net.activation, net.output, net.cost)
+                                      net.activation, net.output, net.cost, optimizer,
+                                      self._batch_norm(net, hyper), dropout)
+
+    @staticmethod
+    def _batch_norm(net, hyper):
+        if not net._n_bn:
+            return None
+        return net._bn_views(eps=hyper[codes.H_BN_EPS], momentum=hyper[codes.H_BN_MOMENTUM])
+
+    @staticmethod
+    def _dropout(net, plan):
+        """The plan's keep mask as the oracle's per-layer multipliers (None: no dropout)."""
+        if plan.mask is None:
+            return None
+        layers, column = [], 0
+        for n, rate in zip(net.sizes[1:], plan.dropout):
+            if rate > 0:
+                layers.append(oracle.dropout_multipliers(plan.mask[:, column:column + n],
+                                                         rate, net.dtype))
+            else:
+                layers.append(None)
+            column += n
+        return layers
 
     def forward(self, net, X):
         return oracle.feedforward(net._weight_views, net._bias_views, X,
-                                  net.activation, net.output)
+                                  net.activation, net.output,
+                                  self._batch_norm(net, training.default_hyper()))
 
     def gradient(self, net, X, labels, targets):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
         nabla_b, nabla_w, _ = oracle.backprop(net._weight_views, net._bias_views, X, Y,
-                                              net.activation, net.output, net.cost)
+                                              net.activation, net.output, net.cost,
+                                              self._batch_norm(net, training.default_hyper()))
         return nabla_b, nabla_w
 
 
 class NumbaBackend:
     """Compiled CPU kernels; ``parallel=True`` uses the ``prange`` twins."""
+
+    features = FEATURES
 
     def __init__(self, parallel=False):
         # Imported here so that `import engine` does not pay for loading the kernels module
@@ -60,17 +108,17 @@ class NumbaBackend:
 
     def _plan(self, net):
         """The kernels' working layout for this network (cached per shape and dtype)."""
-        key = (tuple(net.sizes), net.dtype)
+        key = (tuple(net.sizes), net.dtype, tuple(net._bn_off))
         if key != self._plan_key:
             pad_units = max(1, config.PAD_BYTES // net.dtype.itemsize)
-            self._layout = self._cpu.plan(net.sizes, pad_units)
+            self._layout = self._cpu.plan(net.sizes, pad_units, net._bn_off)
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
             self._plan_key = key
         return self._layout
 
-    def _scratch(self, net, batch_size):
+    def _scratch(self, net, batch_size, dropout):
         lay, work_size, act_width, idx_width = self._plan(net)
-        key = (batch_size, tuple(net.sizes), net.dtype)
+        key = (batch_size, self._plan_key, dropout)
         if key != self._scratch_key:
             depth = len(net.sizes) - 1
             self._buffers = (
@@ -80,22 +128,40 @@ class NumbaBackend:
                 np.empty((batch_size, act_width), net.dtype),                # acts
                 np.empty((batch_size, int(lay[self._cpu.PAD, depth])), net.dtype),  # z_out
                 np.zeros((batch_size, act_width), net.dtype),                # deltas
-                np.empty((batch_size, idx_width + 8), np.uint32),                 # idx
+                np.empty((batch_size, idx_width + 8), np.uint32),            # idx
                 np.empty((batch_size, depth + 1), np.int64),                 # nnz
                 np.empty(batch_size, net.dtype),                             # sample_cost
             )
+            self._pre_drop = np.empty((batch_size, act_width) if dropout else (0, 0),
+                                      net.dtype)
+            self._bn_zhat = np.empty((batch_size, net._n_bn), net.dtype)
+            self._bn_inv_std = np.empty(net._n_bn, net.dtype)
             self._scratch_key = key
         return self._buffers
 
-    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr):
-        lay = self._plan(net)[0]
-        buffers = self._scratch(net, batch_size)
-        grads = buffers[0]
-        return self._train(net._params, grads, lay, net._codes[0], net._codes[1],
+    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
+        lay, work_size = self._plan(net)[:2]
+        if plan is None:  # the seeds' SGD; the network's optimiser memory is left alone
+            code, hyper = codes.SGD, training.default_hyper()
+            opt_state = np.zeros((0, net._params.size), net.dtype)
+            opt_step = np.zeros(1, np.int64)
+            drop_mask = _NO_MASK
+            drop_scale = np.ones(len(net.sizes) - 1, net.dtype)
+        else:
+            training.ensure_optimizer_state(net, plan.optimizer)
+            code, hyper = plan.code, plan.hyper
+            opt_state, opt_step = net._opt_slots, net._opt_step
+            drop_mask = _NO_MASK if plan.mask is None else plan.mask
+            drop_scale = plan.drop_scale
+        buffers = self._scratch(net, batch_size, drop_mask.shape[0] > 0)
+        opt_work = np.empty((opt_state.shape[0], work_size), net.dtype)
+        return self._train(net._params, buffers[0], lay, net._codes[0], net._codes[1],
                            net._codes[2], X, labels, targets, order, start, stop, batch_size,
                            float(lr), *buffers[1:], self._all_idx,
                            float(config.SPARSE_MAX_DENSITY), int(config.PARALLEL_MIN_WORK),
-                           int(config.PARALLEL_ROW_BLOCK))
+                           int(config.PARALLEL_ROW_BLOCK),
+                           code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
+                           self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
 
     def forward(self, net, X):
         # Scratch is allocated per call: several threads may predict with one network.
@@ -113,7 +179,8 @@ class NumbaBackend:
                       np.empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
                       np.empty((slots, block, idx_width + 8), np.uint32),
                       np.empty((slots, block, depth + 1), np.int64),
-                      float(config.SPARSE_MAX_DENSITY), self._all_idx)
+                      float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
+                      float(config.BN_EPS))
         return out_a, out_z
 
     def gradient(self, net, X, labels, targets):
@@ -122,6 +189,9 @@ class NumbaBackend:
         self.train(net, X, labels, targets, order, 0, X.shape[0], X.shape[0], 0.0)
         grads = self._buffers[0]
         return net._unflatten(grads)
+
+
+_NO_MASK = np.zeros((0, 0), np.uint8)
 
 
 def _cuda_backend():

@@ -149,8 +149,12 @@ def _held_out(data):
     return "test", "test", data.test
 
 
-def _train(net, data, X, y, epochs, batch_size, lr, progress, say):
-    """The epoch loop of ``engine train``; returns (history, epochs done, interrupted at)."""
+def _train(net, data, X, y, epochs, batch_size, lr, progress, say, checkpoint=None,
+           resumed=None):
+    """The epoch loop of ``engine train``; returns (history, epochs done, interrupted at).
+
+    ``checkpoint``: ``(path, settings)``, to save the network and its progress to after
+    every epoch; ``resumed``: the checkpoint's progress, already adopted by ``net``."""
     X, labels, targets = net._training_arrays(*net._scaled(X, y))
     held_name, _, held_part = _held_out(data)
     held = _checked(net, *held_part)
@@ -158,6 +162,13 @@ def _train(net, data, X, y, epochs, batch_size, lr, progress, say):
     keys = (["loss", "accuracy", f"{held_name}_loss", f"{held_name}_accuracy", "time"]
             if classify else ["loss", f"{held_name}_loss", "time"])
     history = {key: [] for key in keys}
+    first_epoch = 0
+    if resumed is not None:
+        if set(net.history) != set(keys):
+            raise UsageError(f"the checkpoint {checkpoint[0]} records {sorted(net.history)}, "
+                             f"not the history of this command ({sorted(keys)})")
+        history = {key: list(net.history[key]) for key in keys}
+        first_epoch = resumed["epochs_done"]
     n_held = held[0].shape[0]
     clock = [time.perf_counter()]
 
@@ -177,11 +188,16 @@ def _train(net, data, X, y, epochs, batch_size, lr, progress, say):
         else:
             say(f"Epoch {epoch}: loss {mean_cost:.5f}  {held_name}_loss {held_cost:.5f}  "
                 f"{seconds:.3f} s")
+        if checkpoint is not None:
+            net.history = history
+            io.save(net, checkpoint[0], training=(
+                {"settings": checkpoint[1], "epochs_done": epoch + 1, "stopped": False,
+                 "next_lr": lr, "schedule": {}, "early_stopping": None}, {}))
         clock[0] = time.perf_counter()
 
     try:
         net._train_epochs(X, labels, targets, epochs, batch_size, lr, True, on_epoch_end,
-                          on_progress=progress)
+                          on_progress=progress, first_epoch=first_epoch)
     except KeyboardInterrupt:
         done = progress.done
         progress.close()
@@ -233,10 +249,28 @@ def cmd_train(args):
         + (f"correct / {len(held_y):,} {held} images, " if task == "classification" else "")
         + f"training loss, {held} loss, seconds")
     started = time.perf_counter()
+    checkpoint = resumed = None
+    if args.checkpoint is not None:
+        # Everything but the number of epochs must match on --resume.
+        checkpoint = (Path(args.checkpoint), dict(
+            {k: v for k, v in settings.items() if k != "epochs"}, sizes=sizes, dtype=args.dtype, seed=args.seed, limit=args.limit,
+            data=data.name, n_samples=len(y)))
+        if args.resume and checkpoint[0].is_file():
+            resumed = net._adopt_checkpoint(checkpoint[0])[0]
+            if resumed.get("settings") != json.loads(json.dumps(checkpoint[1])):
+                raise UsageError(f"--resume: {checkpoint[0]} comes from a run with other "
+                                 f"settings ({resumed.get('settings')}); pass the same ones")
+            say(f"Resuming from {checkpoint[0]} after epoch {resumed['epochs_done']}")
+        say(f"Saving a checkpoint to {checkpoint[0]} after every epoch")
+    elif args.resume:
+        raise UsageError("--resume needs --checkpoint PATH (the checkpoint to continue)")
     _warm_up(net, X, y, say)
+    progress = _Progress(not args.no_progress)
+    if resumed is not None:
+        progress.epoch = resumed["epochs_done"]
     history, done, stopped_at = _train(net, data, X, y, settings["epochs"],
                                        settings["batch_size"], settings["lr"],
-                                       _Progress(not args.no_progress), say)
+                                       progress, say, checkpoint, resumed)
     if stopped_at is not None:
         say(f"\nInterrupted during epoch {done} after {stopped_at:,} of {len(y):,} samples; "
             f"saving the model as it stands ({done} complete epochs in the history).")
@@ -477,6 +511,12 @@ def build_parser():
     train.add_argument("--limit", type=_positive_int, metavar="N",
                        help="train on the first N training samples only (quick tries)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--checkpoint", metavar="PATH",
+                       help="save the network, its random state and history to PATH after "
+                            "every epoch (atomically)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint PATH if it exists, to the same result "
+                            "as an uninterrupted run")
     train.set_defaults(run=cmd_train)
 
     evaluate = sub.add_parser(

@@ -61,3 +61,8 @@ CUDA_ROW_THREADS = 128
 
 # Rows a prediction call feeds forward per round (bounds device scratch memory).
 CUDA_PREDICT_ROWS = 16384
+
+# Batch normalisation constants, as torch.nn.BatchNorm1d defines them: ε added to the batch
+# variance, and the weight of each new batch in the running averages used for prediction.
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1

@@ -90,6 +90,9 @@ class CudaBackend:
     """
 
     name = "cuda"
+    # Training features beyond the seeds' SGD that the kernels implement (see
+    # engine._backends.FEATURES): none yet; engine.training refuses them by name.
+    features = ()
 
     def __init__(self):
         reason = availability()
@@ -111,12 +114,17 @@ class CudaBackend:
 
     # -- the backend protocol -------------------------------------------------------------
 
-    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr):
+    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         """Run mini-batches ``order[start:stop]`` on the device; returns the summed cost.
 
         ``lr == 0`` computes the last mini-batch's summed gradients without updating.
+        ``plan`` (:class:`engine.training.Plan`) may only ask for the seeds' SGD.
         """
         self._refuse_unsupported(net)
+        used = set() if plan is None else plan.features()
+        if used:
+            raise ValueError(f"backend='cuda' does not support {', '.join(sorted(used))} yet; "
+                             f"use backend='numba' or 'numba-parallel'")
         if stop <= start:
             return 0.0
         data = self._device_data(X, labels, targets)
@@ -216,8 +224,9 @@ class CudaBackend:
     def _refuse_unsupported(self, net):
         """Refuse, naming it, anything of the network the kernels do not implement.
 
-        Features added to the CPU backends later (optimisers, dropout, normalisation)
-        must be refused here until the kernels learn them.
+        Training features the kernels lack (optimisers, L2, dropout) are refused by
+        ``train``; batch normalisation changes the network itself, so it is refused here,
+        for prediction too.
         """
         if net.dtype not in (np.float32, np.float64):
             raise ValueError(f"backend='cuda' supports dtype 'float32' and 'float64'; "
@@ -228,6 +237,9 @@ class CudaBackend:
                              f"{net.activation!r} with output {net.output!r}")
         if cost not in codes.COSTS.values():
             raise ValueError(f"backend='cuda' has no kernel for cost {net.cost!r}")
+        if getattr(net, "_n_bn", 0):
+            raise ValueError("backend='cuda' does not support batch normalisation "
+                             "(batch_norm=True) yet; use backend='numba' or 'numba-parallel'")
 
     def _device_params(self, net):
         """Upload the parameters unless the device already holds exactly these values."""

@@ -1,6 +1,6 @@
 """Models on disk: :func:`save` and :func:`load` one network per ``.npz`` file.
 
-File layout (format version 1)
+File layout (format version 2)
 ------------------------------
 An ordinary NumPy ``.npz`` archive, written without pickles, so ``numpy.load(path,
 allow_pickle=False)`` opens it anywhere:
@@ -9,20 +9,36 @@ allow_pickle=False)`` opens it anywhere:
     A 0-d string array holding a JSON object: ``format`` (``"engine.network"``),
     ``format_version`` (1), ``engine_version``, ``sizes``, ``activation``, ``output``,
     ``cost``, ``init``, ``dtype``, ``task`` (``"classification"``, ``"regression"`` or
-    null), ``normalization`` (null, or the list of statistics stored below) and ``history``
-    (the per-epoch lists of :attr:`engine.Network.history`).
+    null), ``normalization`` (null, or the list of statistics stored below), ``history``
+    (the per-epoch lists of :attr:`engine.Network.history`), and since version 2
+    ``batch_norm`` (one flag per hidden layer), ``optimizer`` (``{"name", "step"}``: the
+    optimiser whose memory is stored below), ``rng_state`` (the network generator's
+    ``bit_generator.state``, so that shuffling and dropout continue where they stopped)
+    and ``training`` (null, or a training checkpoint's progress: see
+    :mod:`engine.training`).
 ``weights_0`` … ``weights_{L-1}``, ``biases_0`` … ``biases_{L-1}``
     Shapes ``(sizes[l+1], sizes[l])`` and ``(sizes[l+1], 1)``, in the model's dtype.
 ``normalization_mean``, ``normalization_scale`` (and ``normalization_target_mean``,
 ``normalization_target_scale`` for regression targets)
     float64 statistics of :class:`engine.normalization.Normalization`, present when the
     model has one.
+``batch_norm_params``, ``batch_norm_running``
+    Batch normalisation's γ then β of every normalised unit, and their running mean and
+    variance (shape ``(2, units)``), in the model's dtype; present when it has any.
+``optimizer_<slot>``
+    The optimiser's memory, one flat array per slot named as in ``torch.optim``
+    (``momentum_buffer``, ``sum``, ``square_avg``, ``exp_avg``, ``exp_avg_sq``), laid out
+    like the parameters (weights and biases layer by layer, then γ and β).
+``training_<name>``
+    Arrays a training checkpoint needs (early stopping's best parameters).
+
+Version 1 files (without the version 2 fields) still load.
 
 Files are written atomically: to a temporary file in the same folder, flushed to disk, then
 renamed over the target, so a crash or Ctrl-C never leaves a half-written model. Loading checks
 every field and shape and raises :class:`ModelFileError` naming the file and the problem.
-A later engine that stores more (optimiser state, say) bumps ``format_version``; this one
-refuses such files with a message saying so rather than guessing.
+A later engine that stores more bumps ``format_version``; this one refuses such files with
+a message saying so rather than guessing.
 """
 
 import json
@@ -40,10 +56,13 @@ from .kernels import codes
 from .normalization import Normalization
 
 FORMAT = "engine.network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _TASKS = (None, "classification", "regression")
-_META_KEYS = {"format", "format_version", "engine_version", "sizes", "activation", "output",
-              "cost", "init", "dtype", "task", "normalization", "history"}
+_META_KEYS_V1 = {"format", "format_version", "engine_version", "sizes", "activation",
+                 "output", "cost", "init", "dtype", "task", "normalization", "history"}
+_META_KEYS = {1: _META_KEYS_V1,
+              2: _META_KEYS_V1 | {"batch_norm", "optimizer", "rng_state", "training"}}
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
 class ModelFileError(ValueError):
@@ -51,7 +70,7 @@ class ModelFileError(ValueError):
     file and the problem."""
 
 
-def save(net, path):
+def save(net, path, training=None):
     """Write ``net`` to ``path`` as an ``.npz`` model file, atomically.
 
     Parameters
@@ -60,6 +79,9 @@ def save(net, path):
     path : str or os.PathLike
         Target file; ``.npz`` is appended when the name has another suffix (as
         :func:`numpy.savez` does). The folder must exist.
+    training : (dict, dict of arrays), optional
+        A training checkpoint's progress (JSON-able) and arrays (see
+        :func:`engine.training.checkpoint_state`).
 
     Returns
     -------
@@ -85,19 +107,34 @@ def save(net, path):
     if norm is not None:
         for name, values in norm.arrays().items():
             arrays[f"normalization_{name}"] = values
+    if net._n_bn:
+        arrays["batch_norm_params"] = net._params[net._params.size - 2 * net._n_bn:]
+        arrays["batch_norm_running"] = net._bn_running
+    optimizer = net._optimizer_state()
+    for slot in codes.SLOTS[optimizer["optimizer"]]:
+        arrays[f"optimizer_{slot}"] = optimizer[slot]
+    progress = None
+    if training is not None:
+        progress, extra = training
+        for name, values in extra.items():
+            arrays[f"training_{name}"] = values
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
         "sizes": list(net.sizes), "activation": net.activation, "output": net.output,
         "cost": net.cost, "init": net.init, "dtype": net.dtype.name, "task": net._task,
         "normalization": None if norm is None else list(norm.arrays()),
         "history": _history_for_json(net.history),
+        "batch_norm": list(net.batch_norm),
+        "optimizer": {"name": optimizer["optimizer"], "step": optimizer["step"]},
+        "rng_state": net.rng.bit_generator.state,
+        "training": progress,
     }
     arrays["metadata"] = np.array(json.dumps(meta))
     _write_npz_atomically(path, arrays)
     return path
 
 
-def load(path, backend="numba"):
+def load(path, backend="numba", with_training=False):
     """Read a model written by :func:`save` (or :meth:`engine.Network.save`).
 
     Parameters
@@ -105,11 +142,16 @@ def load(path, backend="numba"):
     path : str or os.PathLike
     backend : str
         Backend of the returned network (the file does not fix where it runs).
+    with_training : bool
+        Also return the checkpoint's training progress (see :func:`save`).
 
     Returns
     -------
     engine.Network
-        Same parameters (bit for bit), architecture, normalisation and history.
+        Same parameters (bit for bit), architecture, normalisation, batch normalisation,
+        optimiser memory, random generator state and history. With ``with_training``, a
+        pair ``(net, (progress, arrays))``; progress is None in a file that is no
+        checkpoint.
 
     Raises
     ------
@@ -130,6 +172,10 @@ def load(path, backend="numba"):
     expected = {"metadata"} | {f"{kind}_{layer}" for layer in range(len(sizes) - 1)
                                for kind in ("weights", "biases")}
     expected |= {f"normalization_{name}" for name in meta["normalization"] or ()}
+    if any(meta["batch_norm"]):
+        expected |= {"batch_norm_params", "batch_norm_running"}
+    expected |= {f"optimizer_{slot}" for slot in codes.SLOTS[meta["optimizer"]["name"]]}
+    expected |= {name for name in arrays if name.startswith("training_")}
     if set(arrays) != expected:
         missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
         raise ModelFileError(f"{path}: arrays do not match the metadata (missing: "
@@ -137,7 +183,7 @@ def load(path, backend="numba"):
     try:
         net = Network(sizes, activation=meta["activation"], output=meta["output"],
                       cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],
-                      backend=backend)
+                      backend=backend, batch_norm=meta["batch_norm"])
     except ValueError as exc:
         raise ModelFileError(f"{path}: the metadata describe no valid network: {exc}") from None
     for kind, views in (("weights", net._weight_views), ("biases", net._bias_views)):
@@ -150,6 +196,31 @@ def load(path, backend="numba"):
             # Written into the views directly (not through the checked setter) so a model
             # saved after training diverged still round-trips, NaN included.
             view[...] = arr
+    if net._n_bn:
+        for name, target in (("batch_norm_params", net._params[net._params.size - 2 * net._n_bn:]),
+                             ("batch_norm_running", net._bn_running)):
+            arr = arrays[name]
+            if arr.shape != target.shape or arr.dtype != net.dtype:
+                raise ModelFileError(f"{path}: {name} should be {net.dtype.name} of shape "
+                                     f"{target.shape}; found {arr.dtype} of shape {arr.shape}")
+            target[...] = arr
+    optimizer = dict(meta["optimizer"])
+    state = {"optimizer": optimizer["name"], "step": optimizer["step"]}
+    for slot in codes.SLOTS[optimizer["name"]]:
+        arr = arrays[f"optimizer_{slot}"]
+        if arr.shape != net._params.shape or arr.dtype != net.dtype:
+            raise ModelFileError(f"{path}: optimizer_{slot} should be {net.dtype.name} of "
+                                 f"shape {net._params.shape}; found {arr.dtype} of shape "
+                                 f"{arr.shape}")
+        state[slot] = arr
+    net._set_optimizer_state(state)
+    if meta["rng_state"] is not None:
+        try:
+            bit_generator = getattr(np.random, meta["rng_state"]["bit_generator"])()
+            bit_generator.state = meta["rng_state"]
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise ModelFileError(f"{path}: bad rng_state ({type(exc).__name__}: {exc})") from None
+        net.rng = np.random.Generator(bit_generator)
     if meta["normalization"] is not None:
         stats = {}
         for name in meta["normalization"]:
@@ -164,6 +235,10 @@ def load(path, backend="numba"):
             raise ModelFileError(f"{path}: bad normalisation statistics: {exc}") from None
     net._task = meta["task"]
     net.history = meta["history"]
+    if with_training:
+        extra = {name[len("training_"):]: arr for name, arr in arrays.items()
+                 if name.startswith("training_")}
+        return net, (meta["training"], extra)
     return net
 
 
@@ -247,10 +322,15 @@ def _metadata(path, arrays):
         raise ModelFileError(f"{path} was written in model format version {version} by engine "
                              f"{meta.get('engine_version', '?')}; this engine ({__version__}) "
                              f"reads versions up to {FORMAT_VERSION}. Upgrade engine to load it.")
-    if set(meta) != _META_KEYS:
+    keys = _META_KEYS[version]
+    if set(meta) != keys:
         raise ModelFileError(f"{path}: metadata fields differ from format version "
-                             f"{FORMAT_VERSION} (missing: {sorted(_META_KEYS - set(meta))}; "
-                             f"unexpected: {sorted(set(meta) - _META_KEYS)})")
+                             f"{version} (missing: {sorted(keys - set(meta))}; "
+                             f"unexpected: {sorted(set(meta) - keys)})")
+    if version == 1:  # what version 1 could not hold
+        meta.update(batch_norm=[False] * (len(meta["sizes"]) - 2) if isinstance(
+            meta["sizes"], list) else [], optimizer={"name": "sgd", "step": 0},
+            rng_state=None, training=None)
 
     def bad(field, expected):
         raise ModelFileError(f"{path}: metadata field {field!r} should be {expected}; "
@@ -269,6 +349,23 @@ def _metadata(path, arrays):
         bad("task", "'classification', 'regression' or null")
     if not isinstance(meta["engine_version"], str):
         bad("engine_version", "a string")
+    flags = meta["batch_norm"]
+    if (not isinstance(flags, list) or len(flags) != len(sizes) - 2
+            or any(not isinstance(f, bool) for f in flags)):
+        bad("batch_norm", f"a list of {len(sizes) - 2} booleans (one per hidden layer)")
+    optimizer = meta["optimizer"]
+    if (not isinstance(optimizer, dict) or set(optimizer) != {"name", "step"}
+            or not isinstance(optimizer["name"], str) or optimizer["name"] not in codes.SLOTS
+            or isinstance(optimizer["step"], bool) or not isinstance(optimizer["step"], int)
+            or optimizer["step"] < 0):
+        bad("optimizer", f"an object with 'name' (one of {sorted(codes.SLOTS)}) and a "
+                         f"non-negative integer 'step'")
+    rng_state = meta["rng_state"]
+    if rng_state is not None and (not isinstance(rng_state, dict) or rng_state.get(
+            "bit_generator") not in _BIT_GENERATORS):
+        bad("rng_state", f"null or a numpy bit generator state ({', '.join(_BIT_GENERATORS)})")
+    if meta["training"] is not None and not isinstance(meta["training"], dict):
+        bad("training", "null or an object")
     norm = meta["normalization"]
     allowed = (["mean", "scale"], ["mean", "scale", "target_mean", "target_scale"])
     if norm is not None and norm not in allowed:

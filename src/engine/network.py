@@ -4,7 +4,7 @@ import contextlib
 
 import numpy as np
 
-from . import _backends, _validation as check, oracle
+from . import _backends, _validation as check, config, oracle, training
 from .errors import DivergenceError
 from .initializers import SCHEMES, initial_parameters
 from .normalization import Normalization
@@ -35,7 +35,14 @@ class Network:
     backend : {"numba", "numba-parallel", "numpy", "cuda"}
         Where the work runs. ``"numpy"`` is the reference oracle.
     seed : int, numpy.random.Generator or None
-        Source of all randomness (initialisation, shuffling).
+        Source of all randomness (initialisation, shuffling, validation splits, dropout).
+    batch_norm : bool or list of bool
+        Batch normalisation after the affine step of every hidden layer (True), or of the
+        hidden layers marked True (one entry per hidden layer), with the definitions of
+        ``torch.nn.BatchNorm1d``: batch statistics while training, running averages for
+        prediction, learnable scale γ (starts at 1) and shift β (starts at 0). A normalised
+        layer adds no bias of its own (β takes that role); its ``biases`` entry is zero and
+        unused.
 
     Attributes
     ----------
@@ -48,6 +55,9 @@ class Network:
     normalization : engine.normalization.Normalization or None
         Scaling of raw inputs (and regression targets) that :meth:`fit`, :meth:`predict`,
         :meth:`predict_proba` and :meth:`score` apply; saved with the model.
+    batch_norm_layers : list
+        Per hidden layer, None or an object whose ``gamma``, ``beta``, ``running_mean`` and
+        ``running_var`` are views of the normalisation's parameters and statistics.
 
     Examples
     --------
@@ -57,7 +67,8 @@ class Network:
     """
 
     def __init__(self, sizes, activation="sigmoid", output=None, cost="quadratic",
-                 init="standard_normal", dtype="float64", backend="numba", seed=None):
+                 init="standard_normal", dtype="float64", backend="numba", seed=None,
+                 batch_norm=False):
         self.sizes = check.layer_sizes(sizes)
         self.num_layers = len(self.sizes)
         self.activation = check.choice("activation", activation, codes.ACTIVATIONS)
@@ -77,19 +88,31 @@ class Network:
                              f"sizes[-1] is {self.sizes[-1]}")
         self._codes = (codes.ACTIVATIONS[self.activation], codes.OUTPUTS[self.output],
                        codes.COSTS[self.cost])
+        self.batch_norm = _batch_norm_flags(batch_norm, len(self.sizes) - 2)
         self.rng = np.random.default_rng(seed)
         self._allocate_parameters()
         biases, weights = initial_parameters(self.init, self.sizes, self.rng)
+        for layer, normalised in enumerate(self.batch_norm):
+            if normalised:
+                biases[layer] = np.zeros_like(biases[layer])
         self.biases, self.weights = biases, weights
         self.backend = backend
         self.history = {}
         self.normalization = None
+        self.best_epoch = self.stopped_epoch = None  # set by fit(early_stopping=True)
         self._task = None  # "classification" or "regression" once fit has seen targets
+        training.set_optimizer_state(self, None)
 
     # -- parameters -----------------------------------------------------------------------
 
     def _allocate_parameters(self):
-        """One flat array holds every weight and bias; the public lists are views of it."""
+        """One flat array holds every weight and bias; the public lists are views of it.
+
+        Batch normalisation's γ of every normalised unit follow, then their β (``_n_bn``
+        units in all; unit ``u`` of layer ``l`` is ``_bn_off[l] + u``, ``_bn_off[l]`` is -1
+        for layers without it). ``_bn_running`` holds the running mean (row 0) and running
+        variance (row 1) of each normalised unit.
+        """
         pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
         w_off, b_off, offset = [], [], 0
         for n_in, n_out in pairs:
@@ -97,7 +120,17 @@ class Network:
             offset += n_out * n_in
             b_off.append(offset)
             offset += n_out
-        self._params = np.zeros(offset, dtype=self.dtype)
+        bn_off, n_bn = [], 0
+        for layer, n_out in enumerate(self.sizes[1:]):
+            normalised = layer < len(self.batch_norm) and self.batch_norm[layer]
+            bn_off.append(n_bn if normalised else -1)
+            n_bn += n_out if normalised else 0
+        self._n_bn = n_bn
+        self._bn_off = np.asarray(bn_off, dtype=np.int64)
+        self._params = np.zeros(offset + 2 * n_bn, dtype=self.dtype)
+        self._params[offset:offset + n_bn] = 1  # γ starts at 1, β at 0, as in torch
+        self._bn_running = np.zeros((2, n_bn), dtype=self.dtype)
+        self._bn_running[1] = 1  # running mean 0, running variance 1, as in torch
         self._sizes = np.asarray(self.sizes, dtype=np.int64)
         self._w_off = np.asarray(w_off, dtype=np.int64)
         self._b_off = np.asarray(b_off, dtype=np.int64)
@@ -160,6 +193,55 @@ class Network:
                 self._assign(kind, shown, views)
                 shown[:] = views
 
+    def _bn_views(self, flat=None, eps=None, momentum=None):
+        """Per weight layer, None or an :class:`oracle.BatchNorm` whose γ and β are views
+        of ``flat`` (default: the parameters; pass an optimiser slot row to get that
+        slot's γ/β parts) and whose running statistics are views of ``_bn_running``."""
+        flat = self._params if flat is None else flat
+        base = flat.size - 2 * self._n_bn
+        layers = []
+        for off, n in zip(self._bn_off, self.sizes[1:]):
+            if off < 0:
+                layers.append(None)
+                continue
+            g, b = base + off, base + self._n_bn + off
+            layers.append(oracle.BatchNorm(
+                flat[g:g + n], flat[b:b + n], self._bn_running[0, off:off + n],
+                self._bn_running[1, off:off + n],
+                config.BN_EPS if eps is None else eps,
+                config.BN_MOMENTUM if momentum is None else momentum))
+        return layers
+
+    def _oracle_views(self, flat):
+        """Views of a parameter-shaped flat array in the oracle's parameter order:
+        weights, biases, then γ and β of each normalised layer."""
+        biases, weights = self._unflatten(flat, copy=False)
+        views = weights + biases
+        for bn in self._bn_views(flat):
+            if bn is not None:
+                views += [bn.gamma, bn.beta]
+        return views
+
+    @property
+    def batch_norm_layers(self):
+        return self._bn_views()[:-1]
+
+    # -- optimiser state (save/load stores it; fit resumes from it) -----------------------
+
+    def _optimizer_state(self):
+        """The optimiser's memory: ``{"optimizer": name, "step": int, <torch slot name>:
+        array shaped like ``_params``, ...}`` (copies; JSON-able scalars). A later
+        :meth:`fit` with the same ``optimizer`` continues from it."""
+        return training.optimizer_state(self)
+
+    def _set_optimizer_state(self, state):
+        """Adopt a dict from :meth:`_optimizer_state`; None resets to a fresh optimiser."""
+        training.set_optimizer_state(self, state)
+
+    def reset_optimizer(self):
+        """Forget the optimiser's memory (momentum, moment estimates, step count)."""
+        training.set_optimizer_state(self, None)
+
     @property
     def backend(self):
         """Name of the backend in use; assign another name to switch."""
@@ -205,8 +287,13 @@ class Network:
     # -- the array API (scikit-learn / Keras style) ----------------------------------------
 
     def fit(self, X, y, epochs=1, batch_size=10, lr=0.1, validation_data=None, shuffle=True,
-            verbose=0):
-        """Train by mini-batch gradient descent: ``w ← w − (lr/m)·Σ∇`` per mini-batch.
+            verbose=0, *, optimizer="sgd", momentum=None, beta1=None, beta2=None, eps=None,
+            rho=None, l2=0.0, dropout=0.0, lr_schedule="constant", early_stopping=False,
+            patience=10, min_delta=0.0, validation_fraction=None,
+            monitor_training_cost=False, monitor_training_accuracy=False, callbacks=None,
+            checkpoint=None, resume=None):
+        """Train by mini-batch gradient descent: ``w ← w − (lr/m)·Σ∇`` per mini-batch, or
+        another optimiser's rule.
 
         Parameters
         ----------
@@ -217,7 +304,7 @@ class Network:
         epochs, batch_size : int
             Passes over the data, and samples per mini-batch (the last may be smaller).
         lr : float
-            Learning rate (Nielsen's ``eta``).
+            Learning rate (Nielsen's ``eta``, torch's ``lr``): the first epoch's rate.
         validation_data : (X_val, y_val), optional
             Evaluated after every epoch.
         shuffle : bool
@@ -225,13 +312,63 @@ class Network:
             are ``X[0:m], X[m:2m], …`` in order.
         verbose : int
             1 prints one line per epoch.
+        optimizer : {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"}
+            The update rule, each as ``torch.optim`` defines it, on the mean gradient
+            g = Σ∇/m of the mini-batch (see :mod:`engine.training`). Its memory is kept
+            on the network: a later ``fit`` with the same optimiser continues from it.
+        momentum : float in [0, 1), default 0.9
+            μ of "momentum" and "nesterov" (torch's ``momentum``).
+        beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+            Adam's moment decay rates (torch's ``betas``, Keras' ``beta_1``/``beta_2``).
+        eps : float, default 1e-10 (adagrad), 1e-8 (rmsprop, adam)
+            Added to the denominator of the adaptive rules, as in torch.
+        rho : float in [0, 1), default 0.99
+            RMSprop's decay (torch's ``alpha``, Keras' ``rho``).
+        l2 : float
+            network2's λ: the cost gains (λ/2n)·Σw² over the weights (not biases), n the
+            number of training samples; "sgd" then updates w ← (1 − lr·λ/n)·w − (lr/m)·Σ∇,
+            other optimisers add (λ/n)·w to g (torch's ``weight_decay=λ/n``).
+        dropout : float or list of float
+            Inverted dropout on the hidden layers: each unit is dropped with probability p
+            and kept units are scaled by 1/(1 − p); training only. One rate for every hidden
+            layer or one per hidden layer. Masks come from the network's generator.
+        lr_schedule : str or schedule object
+            "constant", "step" (:class:`~engine.training.StepDecay`), "invscaling"
+            (scikit-learn's), "plateau" (Keras' ReduceLROnPlateau) or "adaptive"
+            (scikit-learn's); or an instance of those classes with its own settings.
+        early_stopping : bool
+            Stop once ``val_loss`` has not improved by more than ``min_delta`` for
+            ``patience`` epochs, and restore the parameters of the best epoch (recorded in
+            ``self.best_epoch``; ``self.stopped_epoch`` is the epoch it stopped after).
+            Without validation data, 10% of the samples are held out.
+        validation_fraction : float in (0, 1), optional
+            Hold out this fraction of the samples (chosen by the network's generator) as
+            validation data instead of passing ``validation_data``.
+        monitor_training_cost, monitor_training_accuracy : bool
+            network2's flags: after each epoch, also measure the cost (with the L2 term) and
+            accuracy on the whole training set.
+        callbacks : list
+            Objects with ``on_epoch_end(epoch, history)``, or functions of ``(epoch,
+            history)``, called after each epoch with the history so far; a truthy return
+            value stops training after that epoch.
+        checkpoint : str or os.PathLike, optional
+            After every epoch, save the network with its optimiser memory, random generator
+            state, history and the run's progress to this ``.npz`` file (atomically: the
+            previous checkpoint stays in place until the new one is complete). It is also a
+            model file for :func:`engine.load`.
+        resume : str or os.PathLike, optional
+            A checkpoint of an interrupted ``fit``: adopt its network state and continue
+            after its last epoch up to ``epochs`` in all, with the same data and options
+            (checked), to the same result as the uninterrupted run on the same backend.
 
         Returns
         -------
         history : dict
             ``"loss"``: mean training cost per epoch, each sample's cost taken before its
-            mini-batch's update (as Keras and scikit-learn report it); with validation data
-            also ``"val_loss"`` and, for classification, ``"val_accuracy"``.
+            mini-batch's update (as Keras and scikit-learn report it; without the L2 term);
+            with validation data also ``"val_loss"`` (with network2's L2 term) and, for
+            classification, ``"val_accuracy"``; ``"lr"`` with a schedule other than
+            "constant"; ``"training_cost"`` and ``"training_accuracy"`` when monitored.
 
         Raises
         ------
@@ -241,9 +378,19 @@ class Network:
         epochs = check.positive_int("epochs", epochs)
         batch_size = check.positive_int("batch_size", batch_size)
         lr = check.positive_float("lr", lr)
+        opts = training.options(
+            self, optimizer=optimizer, momentum=momentum, beta1=beta1, beta2=beta2, eps=eps,
+            rho=rho, l2=l2, dropout=dropout, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, patience=patience, min_delta=min_delta,
+            validation_fraction=validation_fraction,
+            monitor_training_cost=monitor_training_cost,
+            monitor_training_accuracy=monitor_training_accuracy, callbacks=callbacks)
+        resumed = None if resume is None else (resume, self._adopt_checkpoint(resume))
         X, labels, targets = self._training_arrays(*self._scaled(X, y))
         validation = None
         if validation_data is not None:
+            if validation_fraction is not None:
+                raise ValueError("pass validation_data or validation_fraction, not both")
             try:
                 X_val, y_val = validation_data
             except (TypeError, ValueError):
@@ -252,32 +399,43 @@ class Network:
             X_val = check.features(X_val, self.sizes[0], self.dtype, name="validation X")
             validation = (X_val,) + check.targets(y_val, X_val.shape[0], self.sizes[-1],
                                                    self.dtype, name="validation y")
-        history = {"loss": []}
-        if validation is not None:
-            history["val_loss"] = []
-            if labels.size:
-                history["val_accuracy"] = []
 
-        def record(epoch, mean_cost):
-            history["loss"].append(mean_cost)
-            line = f"Epoch {epoch + 1}/{epochs} - loss: {mean_cost:.4f}"
-            if validation is not None:
-                val_cost, val_correct = self._measure(*validation)
-                history["val_loss"].append(val_cost)
-                line += f" - val_loss: {val_cost:.4f}"
-                if "val_accuracy" in history:
-                    history["val_accuracy"].append(val_correct / validation[0].shape[0])
-                    line += f" - val_accuracy: {history['val_accuracy'][-1]:.4f}"
+        def report(epoch, history):
             if verbose:
-                print(line, flush=True)
+                values = " - ".join(f"{key}: {values[-1]:.4g}" if key == "lr"
+                                    else f"{key}: {values[-1]:.4f}"
+                                    for key, values in history.items())
+                print(f"Epoch {epoch + 1}/{epochs} - {values}", flush=True)
 
-        self.history = history
-        try:
-            self._train_epochs(X, labels, targets, epochs, batch_size, lr, shuffle, record)
-        except DivergenceError as exc:
-            exc.history = history
-            raise
-        return history
+        self.history = training.run(self, X, labels, targets, epochs, batch_size, lr, shuffle,
+                                    opts, validation, report, checkpoint=checkpoint,
+                                    resume=resumed)
+        return self.history
+
+    def _adopt_checkpoint(self, path):
+        """Take over a checkpoint's network state (parameters, batch-norm statistics,
+        optimiser memory, generator, history, normalisation); returns its progress."""
+        from .io import load
+
+        saved, progress = load(path, backend="numpy", with_training=True)
+        if progress[0] is None:
+            raise ValueError(f"resume={str(path)!r} is a model file without training progress; "
+                             f"checkpoints come from fit(..., checkpoint=PATH)")
+        mine = (self.sizes, self.activation, self.output, self.cost, self.dtype,
+                self.batch_norm)
+        theirs = (saved.sizes, saved.activation, saved.output, saved.cost, saved.dtype,
+                  saved.batch_norm)
+        if mine != theirs:
+            raise ValueError(f"resume={str(path)!r} holds {saved!r}, not this {self!r}")
+        self._sync_parameters()
+        self._params[...] = saved._params
+        self._bn_running[...] = saved._bn_running
+        self._set_optimizer_state(saved._optimizer_state())
+        self.rng = saved.rng
+        self.history = saved.history
+        self.normalization = saved.normalization
+        self._task = saved._task
+        return progress
 
     def predict_proba(self, X):
         """Output-layer activations for each row of ``X``, shape (n_samples, n_out)."""
@@ -330,12 +488,21 @@ class Network:
         self._sync_parameters()
         return self._backend.gradient(self, X, labels, targets)
 
-    def update_mini_batch(self, mini_batch, eta):
-        """Nielsen's single gradient step on a list of ``(x, y)`` pairs, in their order."""
+    def update_mini_batch(self, mini_batch, eta, lmbda=0.0, n=None):
+        """Nielsen's single gradient step on a list of ``(x, y)`` pairs, in their order;
+        with network2's ``lmbda`` and ``n`` (training-set size), the L2 step
+        ``w ← (1 − eta·lmbda/n)·w − (eta/m)·Σ∇``."""
         X, labels, targets = self._training_arrays(*_stack_pairs(mini_batch))
+        eta = check.positive_float("eta", eta)
+        plan = None
+        if lmbda:
+            lmbda = training._non_negative_float("lmbda", lmbda)
+            n = check.positive_int("n", n)
+            plan = training.Plan(self, hyper=training.default_hyper(lmbda / n))
         order = np.arange(X.shape[0], dtype=np.int64)
-        self._backend.train(self, X, labels, targets, order, 0, X.shape[0], X.shape[0],
-                            check.positive_float("eta", eta))
+        self._sync_parameters()
+        self._backend.train(self, X, labels, targets, order, 0, X.shape[0], X.shape[0], eta,
+                            plan=plan)
 
     def evaluate(self, test_data):
         """Number of ``(x, y)`` pairs whose predicted digit (argmax) equals ``y``
@@ -345,23 +512,77 @@ class Network:
         labels = np.argmax(y, axis=1) if y.ndim == 2 else y
         return int(np.sum(np.argmax(self.predict_proba(X), axis=1) == labels))
 
-    def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None):
-        """Nielsen's training loop: prints ``Epoch j: correct / total`` after each epoch
-        when ``test_data`` is given, else ``Epoch j complete``."""
+    def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, *, lmbda=0.0,
+            evaluation_data=None, monitor_evaluation_cost=False,
+            monitor_evaluation_accuracy=False, monitor_training_cost=False,
+            monitor_training_accuracy=False, **options):
+        """Nielsen's training loop.
+
+        As network.py: prints ``Epoch j: correct / total`` after each epoch when
+        ``test_data`` is given, else ``Epoch j complete``. As network2.py: ``lmbda`` is the
+        L2 parameter, ``evaluation_data`` and the ``monitor_*`` flags print network2's
+        lines (``Epoch j training complete``, ``Cost on training data: …``, …) and fill
+        the lists returned. ``options`` are :meth:`fit`'s ``optimizer``, ``momentum``,
+        ``beta1``, ``beta2``, ``eps``, ``rho``, ``dropout``, ``lr_schedule`` and
+        ``callbacks``.
+
+        Returns
+        -------
+        (evaluation_cost, evaluation_accuracy, training_cost, training_accuracy)
+            network2's per-epoch lists (accuracies as counts); empty unless monitored.
+        """
+        allowed = ("optimizer", "momentum", "beta1", "beta2", "eps", "rho", "dropout",
+                   "lr_schedule", "callbacks")
+        for key in options:
+            if key not in allowed:
+                raise TypeError(f"SGD got an unexpected argument {key!r}; training options "
+                                f"it accepts: {', '.join(allowed)}")
         epochs = check.positive_int("epochs", epochs)
         mini_batch_size = check.positive_int("mini_batch_size", mini_batch_size)
         eta = check.positive_float("eta", eta)
-        X, labels, targets = self._training_arrays(*_stack_pairs(training_data))
+        opts = training.options(self, l2=lmbda, monitor_training_cost=monitor_training_cost,
+                                monitor_training_accuracy=monitor_training_accuracy,
+                                **options)
+        X, y = _stack_pairs(training_data)
+        X, labels, targets = self._training_arrays(X, _labels_if_one_hot(y))
         test_data = list(test_data) if test_data is not None else None
+        validation = None
+        if evaluation_data is not None:
+            X_val, y_val = _stack_pairs(evaluation_data)
+            y_val = _labels_if_one_hot(y_val)
+            X_val = check.features(X_val, self.sizes[0], self.dtype, name="evaluation x")
+            validation = (X_val,) + check.targets(y_val, X_val.shape[0], self.sizes[-1],
+                                                   self.dtype, name="evaluation y")
+        network2 = (evaluation_data is not None or monitor_evaluation_cost
+                    or monitor_evaluation_accuracy or monitor_training_cost
+                    or monitor_training_accuracy)
+        n_val = 0 if validation is None else validation[0].shape[0]
+        results = ([], [], [], [])
 
-        def report(epoch, _mean_cost):
+        def report(epoch, history):
             if test_data:
                 print(f"Epoch {epoch}: {self.evaluate(test_data)} / {len(test_data)}",
                       flush=True)
+            elif network2:
+                print(f"Epoch {epoch} training complete", flush=True)
             else:
                 print(f"Epoch {epoch} complete", flush=True)
+            if monitor_training_cost:
+                results[2].append(history["training_cost"][-1])
+                print(f"Cost on training data: {results[2][-1]}")
+            if monitor_training_accuracy:
+                results[3].append(round(history["training_accuracy"][-1] * X.shape[0]))
+                print(f"Accuracy on training data: {results[3][-1]} / {X.shape[0]}")
+            if monitor_evaluation_cost and validation is not None:
+                results[0].append(history["val_loss"][-1])
+                print(f"Cost on evaluation data: {results[0][-1]}")
+            if monitor_evaluation_accuracy and "val_accuracy" in history:
+                results[1].append(round(history["val_accuracy"][-1] * n_val))
+                print(f"Accuracy on evaluation data: {results[1][-1]} / {n_val}", flush=True)
 
-        self._train_epochs(X, labels, targets, epochs, mini_batch_size, eta, True, report)
+        training.run(self, X, labels, targets, epochs, mini_batch_size, eta, True, opts,
+                     validation, report)
+        return results
 
     # -- shared machinery -------------------------------------------------------------------
 
@@ -372,7 +593,7 @@ class Network:
         return X, labels, targets
 
     def _train_epochs(self, X, labels, targets, epochs, batch_size, lr, shuffle, on_epoch_end,
-                      on_progress=None, updates_per_call=None):
+                      on_progress=None, updates_per_call=None, plan=None, first_epoch=0):
         """The epoch loop every training entry point shares.
 
         Each epoch's order comes from the network's generator. Without ``on_progress`` all
@@ -380,7 +601,12 @@ class Network:
         ``updates_per_call`` mini-batches (default: about 100 chunks per epoch) and
         ``on_progress(samples_done, n)`` is called between them. A KeyboardInterrupt raised
         during a chunk surfaces after it, at a mini-batch boundary, with the parameters
-        consistent.
+        consistent. ``on_epoch_end(epoch, mean_cost)`` returning True ends training.
+
+        ``plan`` (:class:`engine.training.Plan`; None is the seeds' SGD) carries the
+        optimiser and dropout to the backend; each epoch then runs at ``plan.lr`` (a
+        schedule changes it between epochs), and dropout masks are drawn from the
+        network's generator before each backend call.
         """
         self._sync_parameters()
         n = X.shape[0]
@@ -388,29 +614,33 @@ class Network:
         if updates_per_call is None:
             updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
         step = updates_per_call * batch_size
-        last_finite = np.empty_like(self._params)
+        last_finite = _Snapshot(self)
         # A backend may keep the fit's data on its device for all epochs (the CUDA one does).
         fit_scope = getattr(self._backend, "fit_scope", None)
         with fit_scope(X, labels, targets) if fit_scope else contextlib.nullcontext():
-            for epoch in range(epochs):
+            for epoch in range(first_epoch, epochs):
                 order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-                last_finite[...] = self._params
+                rate = lr if plan is None else plan.lr
+                last_finite.take()
                 total_cost = 0.0
                 for start in range(0, n, step):
                     stop = min(n, start + step)
+                    if plan is not None:
+                        plan.draw_mask(self.rng, stop - start)
                     total_cost += self._backend.train(self, X, labels, targets, order, start,
-                                                      stop, batch_size, lr)
+                                                      stop, batch_size, rate, plan=plan)
                     if on_progress is not None:
                         on_progress(stop, n)
                 mean_cost = float(total_cost) / n
-                if not np.isfinite(mean_cost) or not np.isfinite(self._params).all():
-                    self._params[...] = last_finite
+                if not np.isfinite(mean_cost) or not last_finite.still_finite():
+                    last_finite.restore()
                     raise DivergenceError(
                         f"training diverged in epoch {epoch + 1}: the loss became "
                         f"{mean_cost}. The network keeps the last finite parameters (from "
-                        f"the end of epoch {epoch}). Try a smaller learning rate than {lr}.",
+                        f"the end of epoch {epoch}). Try a smaller learning rate than {rate}.",
                         epoch)
-                on_epoch_end(epoch, mean_cost)
+                if on_epoch_end(epoch, mean_cost):
+                    break
 
     def _measure(self, X, labels, targets):
         """Mean cost and number correct (classification) of the network on checked arrays."""
@@ -431,9 +661,52 @@ class Network:
         return y.reshape(1, -1)
 
     def __repr__(self):
+        extra = f", batch_norm={list(self.batch_norm)}" if any(self.batch_norm) else ""
         return (f"Network({self.sizes}, activation={self.activation!r}, "
                 f"output={self.output!r}, cost={self.cost!r}, dtype={self.dtype.name!r}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}{extra})")
+
+
+class _Snapshot:
+    """The state training changes (parameters, optimiser memory, batch-norm running
+    statistics), kept at the start of each epoch so that a diverged epoch can be undone."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def _arrays(self):
+        net = self.net
+        return (net._params, net._opt_slots, net._opt_step, net._bn_running)
+
+    def take(self):
+        self.saved = [a.copy() for a in self._arrays()]
+
+    def still_finite(self):
+        net = self.net
+        return bool(np.isfinite(net._params).all() and np.isfinite(net._opt_slots).all()
+                    and np.isfinite(net._bn_running).all())
+
+    def restore(self):
+        for live, saved in zip(self._arrays(), self.saved):
+            if live.shape == saved.shape:
+                live[...] = saved
+
+
+def _batch_norm_flags(value, n_hidden):
+    """``batch_norm`` as one bool per hidden layer."""
+    if isinstance(value, (bool, np.bool_)):
+        return (bool(value),) * n_hidden
+    try:
+        if isinstance(value, str):
+            raise TypeError
+        flags = tuple(value)
+    except TypeError:
+        raise TypeError(f"batch_norm must be True, False or a list of {n_hidden} booleans "
+                        f"(one per hidden layer); got {value!r}") from None
+    if len(flags) != n_hidden or not all(isinstance(f, (bool, np.bool_)) for f in flags):
+        raise ValueError(f"batch_norm must be True, False or a list of {n_hidden} booleans "
+                         f"(one per hidden layer); got {value!r}")
+    return tuple(bool(f) for f in flags)
 
 
 def _is_dtype(value):
@@ -441,6 +714,17 @@ def _is_dtype(value):
         return np.dtype(value).name in DTYPES
     except TypeError:
         return False
+
+
+def _labels_if_one_hot(y):
+    """Nielsen's one-hot target columns as class labels (the same training: the backends
+    one-hot encode labels exactly), so that accuracy can be measured; other targets as
+    they are."""
+    y = np.asarray(y)
+    if (y.ndim == 2 and y.shape[1] > 1 and np.issubdtype(y.dtype, np.number)
+            and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+        return np.argmax(y, axis=1)
+    return y
 
 
 def _stack_pairs(pairs):

@@ -13,7 +13,13 @@ Conventions
 * ``Y`` holds the targets as rows, ``Y.shape == (m, n_out)`` (one-hot rows for class labels).
 * The cost of a mini-batch is the **mean** of the per-sample costs; gradients returned by
   :func:`backprop` are **sums** over the batch, so the update is ``w -= (lr/m) * nabla_w``.
+
+Training features (later sections): inverted dropout with masks given by the caller, batch
+normalisation as ``torch.nn.BatchNorm1d`` defines it, network2's L2 weight decay, and the
+update rules of ``torch.optim`` applied to the mean gradient g = Σ∇/m.
 """
+
+from collections import namedtuple
 
 import numpy as np
 
@@ -76,8 +82,11 @@ def softplus(x):
 # ---------------------------------------------------------------------------------------
 
 
-def forward(weights, biases, X, hidden, output):
-    """Feed a batch forward.
+def forward(weights, biases, X, hidden, output, batch_norm=None):
+    """Feed a batch forward (prediction: batch-normalised layers use running statistics).
+
+    ``batch_norm`` is ``None`` or a list with one entry per layer, each ``None`` or a
+    :class:`BatchNorm`; see :func:`forward_training` for the training-mode pass.
 
     Returns
     -------
@@ -90,7 +99,11 @@ def forward(weights, biases, X, hidden, output):
     a = X
     depth = len(weights)
     for layer, (w, b) in enumerate(zip(weights, biases), start=1):
-        z = a @ w.T + b.T
+        bn = batch_norm[layer - 1] if batch_norm is not None else None
+        if bn is None:
+            z = a @ w.T + b.T
+        else:
+            z = batch_norm_inference(a @ w.T, bn)
         a = activate(z, output if layer == depth else hidden)
         activations.append(a)
     return activations, z
@@ -139,57 +152,306 @@ def output_delta(a_out, Y, cost, output):
 
 
 # ---------------------------------------------------------------------------------------
-# Backpropagation and the mini-batch update
+# Dropout and batch normalisation: what changes in a training-mode pass
 # ---------------------------------------------------------------------------------------
 
 
-def backprop(weights, biases, X, Y, hidden, output, cost):
-    """Gradients of the **summed** cost over the batch, in the shapes of the parameters.
+def dropout_multipliers(keep, rate, dtype):
+    """Inverted dropout's per-unit multipliers: 1/(1 − p) where a unit is kept, else 0.
 
-    Returns ``(nabla_b, nabla_w, batch_cost)`` where batch_cost is the mean cost.
+    ``keep`` is a boolean (or 0/1) mask drawn by the caller with P(keep) = 1 − p. Scaling the
+    kept units up during training keeps each unit's expected output equal to its output at
+    prediction time, when nothing is dropped and nothing is scaled.
     """
-    activations, z_out = forward(weights, biases, X, hidden, output)
-    delta = output_delta(activations[-1], Y, cost, output)
+    return np.asarray(keep).astype(dtype) * dtype.type(1.0 / (1.0 - rate))
+
+
+class BatchNorm:
+    """One layer's batch normalisation, with the definitions of ``torch.nn.BatchNorm1d``.
+
+    ``gamma`` and ``beta`` (shape ``(n,)``) are the learnable scale and shift;
+    ``running_mean`` and ``running_var`` are the averages used for prediction. All four may
+    be views into a network's storage: the oracle updates them in place. A normalised layer
+    has no bias of its own (β plays that role), as with ``Linear(bias=False)``.
+    """
+
+    def __init__(self, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.1):
+        self.gamma, self.beta = gamma, beta
+        self.running_mean, self.running_var = running_mean, running_var
+        self.eps, self.momentum = eps, momentum
+
+
+def batch_norm_training(z, bn):
+    """Normalise each unit over the batch: ẑ = (z − μ_B)/√(σ²_B + ε), y = γ·ẑ + β.
+
+    σ²_B is the biased batch variance (divide by m), as torch normalises with.
+    Returns ``y`` and the cache ``(ẑ, 1/√(σ²_B + ε), μ_B, σ²_B)`` the backward pass and the
+    running statistics need.
+    """
+    mean = z.mean(axis=0)
+    var = z.var(axis=0)
+    inv_std = 1 / np.sqrt(var + z.dtype.type(bn.eps))
+    z_hat = (z - mean) * inv_std
+    return bn.gamma * z_hat + bn.beta, (z_hat, inv_std, mean, var)
+
+
+def batch_norm_inference(z, bn):
+    """Prediction mode: normalise with the running statistics instead of the batch's."""
+    inv_std = 1 / np.sqrt(bn.running_var + z.dtype.type(bn.eps))
+    return bn.gamma * ((z - bn.running_mean) * inv_std) + bn.beta
+
+
+def update_running_statistics(bn, mean, var, m):
+    """Running averages, torch style: r ← (1 − momentum)·r + momentum·(batch value).
+
+    The running variance averages the *unbiased* batch variance σ²_B·m/(m − 1). A batch of
+    one sample has no variance to speak of (torch refuses it); it leaves them unchanged.
+    """
+    if m < 2:
+        return
+    mom = bn.momentum
+    bn.running_mean[...] = (1 - mom) * bn.running_mean + mom * mean
+    bn.running_var[...] = (1 - mom) * bn.running_var + mom * (var * m / (m - 1))
+
+
+def batch_norm_backward(dy, cache, gamma):
+    """Back through y = γ·ẑ + β with batch statistics, for the summed cost.
+
+    With g_i = ∂C/∂y_i: ∂C/∂γ = Σ_i g_i ẑ_i, ∂C/∂β = Σ_i g_i, and, because μ_B and σ²_B
+    depend on every sample of the batch,
+    ∂C/∂z_i = (γ/(m·σ)) · (m·g_i − Σ_j g_j − ẑ_i·Σ_j g_j ẑ_j),  σ = √(σ²_B + ε).
+    Returns ``(dz, dgamma, dbeta)``.
+    """
+    z_hat, inv_std, _, _ = cache
+    m = dy.shape[0]
+    dgamma = (dy * z_hat).sum(axis=0)
+    dbeta = dy.sum(axis=0)
+    dz = (gamma * inv_std / m) * (m * dy - dbeta - z_hat * dgamma)
+    return dz, dgamma, dbeta
+
+
+Trace = namedtuple("Trace", "activations hidden_outputs bn_caches z_out")
+Trace.__doc__ = """What a training-mode forward pass keeps for the backward pass.
+
+``activations[l]``: layer l's output as the next layer sees it (after dropout);
+``hidden_outputs[l]``: the same before dropout, σ(z) (what σ' is written through);
+``bn_caches[l]``: :func:`batch_norm_training`'s cache or None; ``z_out``: output z."""
+
+
+def forward_training(weights, biases, X, hidden, output, batch_norm=None, dropout=None):
+    """A training-mode forward pass: batch statistics, then inverted dropout.
+
+    Per layer: z = a·Wᵀ (+ bᵀ unless normalised) → batch norm → h = σ(·) → a = h ⊙ D.
+    ``batch_norm`` and ``dropout`` have one entry per weight layer (``[0]`` is the first
+    hidden layer's), or are None: a :class:`BatchNorm` or None, and the multipliers D
+    (shape ``(m, n)``, see :func:`dropout_multipliers`) or None; the output layer takes
+    neither.
+    """
     depth = len(weights)
-    nabla_b = [None] * depth
-    nabla_w = [None] * depth
+    activations, hidden_outputs, caches = [X], [X], [None]
+    a = X
+    for layer, (w, b) in enumerate(zip(weights, biases), start=1):
+        bn = batch_norm[layer - 1] if batch_norm is not None else None
+        cache = None
+        if bn is None:
+            z = a @ w.T + b.T
+        else:
+            z, cache = batch_norm_training(a @ w.T, bn)
+        h = activate(z, output if layer == depth else hidden)
+        D = dropout[layer - 1] if dropout is not None and layer < depth else None
+        a = h if D is None else h * D
+        activations.append(a)
+        hidden_outputs.append(h)
+        caches.append(cache)
+    return Trace(activations, hidden_outputs, caches, z)
+
+
+Gradients = namedtuple("Gradients", "b w gamma beta cost trace")
+Gradients.__doc__ = """Summed-cost gradients by layer (``gamma``/``beta``: None for layers
+without batch norm; ``b`` is zero for them), the batch's mean cost, and the forward trace."""
+
+
+def gradients(weights, biases, X, Y, hidden, output, cost, batch_norm=None, dropout=None):
+    """Backpropagation through every feature: dropout, batch norm, activations.
+
+    Going down from layer l to l − 1 (rows are samples):
+    δa = δ^l·W^l (Nielsen's Wᵀδ), δh = δa ⊙ D (dropout), δy = δh ⊙ σ'(h), and
+    δz = :func:`batch_norm_backward` (δy) for a normalised layer, else δz = δy.
+    """
+    trace = forward_training(weights, biases, X, hidden, output, batch_norm, dropout)
+    acts, outs = trace.activations, trace.hidden_outputs
+    delta = output_delta(acts[-1], Y, cost, output)
+    depth = len(weights)
+    nabla_b, nabla_w = [None] * depth, [None] * depth
+    nabla_gamma, nabla_beta = [None] * depth, [None] * depth
     for layer in range(depth - 1, -1, -1):
-        nabla_b[layer] = delta.sum(axis=0)[:, None]
-        nabla_w[layer] = delta.T @ activations[layer]
+        if batch_norm is not None and batch_norm[layer] is not None:
+            delta, nabla_gamma[layer], nabla_beta[layer] = batch_norm_backward(
+                delta, trace.bn_caches[layer + 1], batch_norm[layer].gamma)
+            nabla_b[layer] = np.zeros_like(biases[layer])  # the layer adds no bias
+        else:
+            nabla_b[layer] = delta.sum(axis=0)[:, None]
+        nabla_w[layer] = delta.T @ acts[layer]
         if layer > 0:
             # Nielsen's line `delta = np.dot(w[-l+1].T, delta) * sp`, for row batches.
-            delta = (delta @ weights[layer]) * activation_prime(activations[layer], hidden)
-    return nabla_b, nabla_w, mean_cost(activations[-1], z_out, Y, cost, output)
+            delta = delta @ weights[layer]
+            if dropout is not None and dropout[layer - 1] is not None:
+                delta = delta * dropout[layer - 1]
+            delta = delta * activation_prime(outs[layer], hidden)
+    return Gradients(nabla_b, nabla_w, nabla_gamma, nabla_beta,
+                     mean_cost(acts[-1], trace.z_out, Y, cost, output), trace)
 
 
-def update_mini_batch(weights, biases, X, Y, lr, hidden, output, cost):
-    """One step of gradient descent on a mini-batch, in place: w ← w − (lr/m)·Σ∇w.
+def backprop(weights, biases, X, Y, hidden, output, cost, batch_norm=None, dropout=None):
+    """Gradients of the **summed** cost over the batch, in the shapes of the parameters.
 
-    Returns the batch's mean cost, measured before the update.
+    Returns ``(nabla_b, nabla_w, batch_cost)`` where batch_cost is the mean cost. With batch
+    normalisation or dropout (see :func:`gradients`) this is the training-mode gradient.
+    """
+    grads = gradients(weights, biases, X, Y, hidden, output, cost, batch_norm, dropout)
+    return grads.b, grads.w, grads.cost
+
+
+# ---------------------------------------------------------------------------------------
+# Optimisers: torch.optim's update rules, on the mean gradient g = Σ∇/m
+# ---------------------------------------------------------------------------------------
+
+
+def sgd_update(p, nabla, m, lr, weight_decay=0.0):
+    """Nielsen's rule with network2's L2 decay: p ← (1 − lr·λ/n)·p − (lr/m)·Σ∇.
+
+    ``weight_decay`` is λ/n. (torch.optim.SGD with weight_decay = λ/n is the same update.)
+    """
+    if weight_decay:
+        p[...] = (1 - lr * weight_decay) * p - (lr / m) * nabla
+    else:
+        p -= (lr / m) * nabla
+
+
+def momentum_update(p, g, buf, lr, momentum, nesterov):
+    """torch.optim.SGD(momentum=μ, nesterov=…): b ← μ·b + g; step along b, or along
+    g + μ·b for Nesterov's look-ahead form. (b starts at zero, so the first b is g.)"""
+    buf[...] = momentum * buf + g
+    p -= lr * (g + momentum * buf if nesterov else buf)
+
+
+def adagrad_update(p, g, total, lr, eps):
+    """torch.optim.Adagrad: s ← s + g²; p ← p − lr·g/(√s + ε)."""
+    total += g * g
+    p -= lr * (g / (np.sqrt(total) + eps))
+
+
+def rmsprop_update(p, g, square_avg, lr, rho, eps):
+    """torch.optim.RMSprop (its ``alpha`` is our ρ): v ← ρ·v + (1 − ρ)·g²;
+    p ← p − lr·g/(√v + ε)."""
+    square_avg[...] = rho * square_avg + (1 - rho) * (g * g)
+    p -= lr * (g / (np.sqrt(square_avg) + eps))
+
+
+def adam_update(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, t):
+    """torch.optim.Adam at step t (1, 2, …): m ← β1·m + (1 − β1)·g,
+    v ← β2·v + (1 − β2)·g², p ← p − lr·m̂/(√v̂ + ε) with m̂ = m/(1 − β1ᵗ), v̂ = v/(1 − β2ᵗ)
+    (arranged as torch computes it: step lr/(1 − β1ᵗ), denominator √v/√(1 − β2ᵗ) + ε)."""
+    exp_avg[...] = beta1 * exp_avg + (1 - beta1) * g
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * (g * g)
+    step_size = lr / (1 - beta1 ** t)
+    denom = np.sqrt(exp_avg_sq) / (1 - beta2 ** t) ** 0.5 + eps  # a Python float: keeps dtype
+    p -= step_size * (exp_avg / denom)
+
+
+class Optimizer:
+    """An update rule, its hyper-parameters and its memory, for a list of parameters.
+
+    ``hyper``: dict with the keys the rule needs (``momentum``, ``beta1``, ``beta2``, ``eps``,
+    ``rho``) and ``weight_decay`` (λ/n, applied to weight matrices only). ``slots``: one list
+    per parameter of arrays shaped like it (torch's per-parameter ``state``), updated in
+    place. ``step``: a one-element integer array counting updates (Adam's t).
+    """
+
+    def __init__(self, name, hyper, slots, step):
+        self.name, self.hyper, self.slots, self.step = name, hyper, slots, step
+
+    def update(self, params, nablas, decays, m, lr):
+        """One step for every parameter; ``nablas`` are summed gradients of m samples and
+        ``decays[i]`` says whether parameter i takes weight decay."""
+        self.step[0] += 1
+        h = self.hyper
+        for p, nabla, slots, decay in zip(params, nablas, self.slots, decays):
+            wd = h["weight_decay"] if decay else 0.0
+            if self.name == "sgd":
+                sgd_update(p, nabla, m, lr, wd)
+                continue
+            g = nabla / m
+            if wd:
+                g = g + wd * p  # torch's (coupled) weight_decay: the L2 term's gradient
+            if self.name in ("momentum", "nesterov"):
+                momentum_update(p, g, slots[0], lr, h["momentum"], self.name == "nesterov")
+            elif self.name == "adagrad":
+                adagrad_update(p, g, slots[0], lr, h["eps"])
+            elif self.name == "rmsprop":
+                rmsprop_update(p, g, slots[0], lr, h["rho"], h["eps"])
+            elif self.name == "adam":
+                adam_update(p, g, slots[0], slots[1], lr, h["beta1"], h["beta2"], h["eps"],
+                            int(self.step[0]))
+            else:
+                raise ValueError(f"unknown optimizer {self.name!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# The mini-batch update and the epoch
+# ---------------------------------------------------------------------------------------
+
+
+def update_mini_batch(weights, biases, X, Y, lr, hidden, output, cost, optimizer=None,
+                      batch_norm=None, dropout=None):
+    """One step of gradient descent on a mini-batch, in place: w ← w − (lr/m)·Σ∇w, or the
+    ``optimizer``'s rule. Batch-norm layers also update their running statistics.
+
+    Parameters are taken in the order weights, biases, then γ and β of each normalised
+    layer (the order of an :class:`Optimizer`'s ``slots``). Returns the batch's mean cost,
+    measured before the update.
     """
     m = X.shape[0]
-    nabla_b, nabla_w, batch_cost = backprop(weights, biases, X, Y, hidden, output, cost)
-    for w, b, nw, nb in zip(weights, biases, nabla_w, nabla_b):
-        w -= (lr / m) * nw
-        b -= (lr / m) * nb
-    return batch_cost
+    grads = gradients(weights, biases, X, Y, hidden, output, cost, batch_norm, dropout)
+    params, nablas = list(weights) + list(biases), grads.w + grads.b
+    decays = [True] * len(weights) + [False] * len(biases)
+    for layer, bn in enumerate(batch_norm or []):
+        if bn is not None:
+            _, _, mean, var = grads.trace.bn_caches[layer + 1]
+            update_running_statistics(bn, mean, var, m)
+            params += [bn.gamma, bn.beta]
+            nablas += [grads.gamma[layer], grads.beta[layer]]
+            decays += [False, False]
+    if optimizer is None:
+        for p, nabla in zip(params, nablas):
+            p -= (lr / m) * nabla
+    else:
+        optimizer.update(params, nablas, decays, m, lr)
+    return grads.cost
 
 
-def train_epoch(weights, biases, X, Y, order, batch_size, lr, hidden, output, cost):
+def train_epoch(weights, biases, X, Y, order, batch_size, lr, hidden, output, cost,
+                optimizer=None, batch_norm=None, dropout=None):
     """One epoch: mini-batches ``order[0:m], order[m:2m], …`` (the last may be smaller).
 
-    Returns the sum over mini-batches of (batch cost × batch size), so that dividing by
-    ``len(order)`` gives the mean per-sample cost seen during the epoch.
+    ``dropout``: None, or per weight layer None or multipliers with one row per entry of
+    ``order`` (see :func:`forward_training`). Returns the sum over mini-batches of (batch
+    cost × batch size), so that dividing by ``len(order)`` gives the mean per-sample cost
+    seen during the epoch.
     """
     total = 0.0
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
+        D = None
+        if dropout is not None:
+            D = [None if d is None else d[start:start + batch_size] for d in dropout]
         total += len(rows) * update_mini_batch(
-            weights, biases, X[rows], Y[rows], lr, hidden, output, cost)
+            weights, biases, X[rows], Y[rows], lr, hidden, output, cost, optimizer,
+            batch_norm, D)
     return total
 
 
-def feedforward(weights, biases, X, hidden, output):
-    """Output activations and pre-activations for a batch of rows."""
-    activations, z_out = forward(weights, biases, X, hidden, output)
+def feedforward(weights, biases, X, hidden, output, batch_norm=None):
+    """Output activations and pre-activations for a batch of rows (prediction mode)."""
+    activations, z_out = forward(weights, biases, X, hidden, output, batch_norm)
     return activations[-1], z_out
