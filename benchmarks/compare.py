@@ -3,6 +3,7 @@
     python benchmarks/compare.py                    # the goal table of issue 4 (minutes)
     python benchmarks/compare.py --quick            # a smoke run: fewer rows, one repeat
     python benchmarks/compare.py --workloads seeds --dtypes float32 --repeats 5
+    python benchmarks/compare.py --workloads ""     # input check, compile time, memory only
 
 Contenders, on the same data and settings: the engine's ``numba`` and ``numba-parallel``
 backends, its NumPy oracle (``backend="numpy"``), PyTorch on the CPU (``nn.Sequential`` +
@@ -531,8 +532,11 @@ def main(argv=None):
               times=r["times"], skipped=r["skipped"]) for r in results]
         + [dict(measurement=t, backend=b, dtype=d, value=v) for t, b, d, v in extra],
         indent=1))
-    chart(results, out / "compare.png")
-    print(f"\nwrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'}")
+    written = [out / "compare.md", out / "compare.json"]
+    if results:  # --workloads "" measures only the input check, compile time and memory
+        chart(results, out / "compare.png")
+        written.append(out / "compare.png")
+    print(f"\nwrote {', '.join(map(str, written))}")
     return 0
 
 
