@@ -497,7 +497,8 @@ def main(argv=None):
                                 contenders=contenders, skipped=skipped, times=times))
             for name, _, _ in contenders:
                 print(f"   {name:28s} {fmt_seconds(float(np.median(times[name])))}", flush=True)
-    check_X = images(args.rows, "float32")[0]
+    check_X, _, check_source = images(args.rows, "float32")
+    source = source or check_source
     check_net = engine.Network([784, 30, 10], dtype="float32")
     labels = np.zeros(args.rows, dtype=np.int64)
     check_seconds = float(np.median([timed_call(check_net._training_arrays, check_X, labels)
