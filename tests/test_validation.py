@@ -141,3 +141,17 @@ def test_normalization_checks_keep_their_messages():
         Normalization([0.0, np.nan], [1.0, 1.0])
     with pytest.raises(ValueError, match="^mean must be finite and scale finite and non-zero$"):
         Normalization([0.0, 0.0], [1.0, np.inf])
+
+
+def test_normalization_statistics_read_float64_rows_in_place():
+    X = np.random.default_rng(3).random((20_000, 50))
+    before = X.copy()
+    tracemalloc.start()
+    try:
+        norm = Normalization.from_data(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 10  # no copy of X (nor a boolean temporary of its size)
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_allclose(norm.mean, before.mean(axis=0), rtol=1e-12)

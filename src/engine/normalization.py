@@ -83,7 +83,7 @@ class Normalization:
         """Scale raw regression targets (same shape back); class labels pass through."""
         if self.target_mean is None:
             return y
-        Y = check._numeric_array("y", y).astype(np.float64)
+        Y = check._numeric_array("y", y).astype(np.float64, copy=False)
         if Y.ndim == 1 and self.n_targets == 1:
             return (Y - self.target_mean[0]) / self.target_scale[0]
         return (Y - self.target_mean) / self.target_scale
@@ -115,7 +115,7 @@ class Normalization:
 
 
 def _rows(name, value):
-    arr = check._numeric_array(name, value).astype(np.float64)
+    arr = check._numeric_array(name, value).astype(np.float64, copy=False)
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2 or arr.shape[0] == 0:
