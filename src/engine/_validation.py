@@ -7,6 +7,11 @@ import numbers
 
 import numpy as np
 
+# Elements the exact NaN/inf count passes to np.isfinite at a time: its boolean temporary
+# stays at 256 KiB (in L2) instead of one byte per element of the whole array. Measured on
+# 60,000 × 784: 2**16 to 2**20 run alike, within noise, and as fast as one whole-array call.
+FINITE_BLOCK = 1 << 18
+
 
 def choice(name, value, valid):
     """Check that ``value`` is one of the names in ``valid`` (a dict or a sequence)."""
@@ -55,6 +60,36 @@ def layer_sizes(sizes):
     return [int(n) for n in sizes]
 
 
+def count_nonfinite(arr):
+    """Number of NaN or infinite entries of ``arr`` (0 for integer and bool arrays).
+
+    Allocates nothing in the common case: NumPy's sum reads the array once without a
+    temporary, and a finite sum proves every entry finite (NaN and ±inf propagate). Only a
+    non-finite sum, from a bad entry or from finite values whose sum overflows (large
+    float32 values), pays for the exact count, which checks blocks of ``FINITE_BLOCK``
+    entries through one bounded buffer. Any layout is read in place, without a copy.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(arr, axis=None)
+    if np.isfinite(total):
+        return 0
+    if arr.flags.c_contiguous or arr.ndim <= 1:
+        blocks, step = arr.reshape(-1), FINITE_BLOCK  # a view: contiguous or 1-D
+    else:  # whole leading-axis slices (each one view); a single slice may exceed the block
+        blocks, step = arr, max(1, FINITE_BLOCK // (arr.size // arr.shape[0]))
+    buf = np.empty(min(blocks.size, max(FINITE_BLOCK, blocks[:1].size)), dtype=bool)
+    finite = 0
+    for lo in range(0, blocks.shape[0], step):
+        chunk = blocks[lo:lo + step]
+        out = buf[:chunk.size].reshape(chunk.shape)
+        np.isfinite(chunk, out=out)
+        finite += int(np.count_nonzero(out))
+    return arr.size - finite
+
+
 def _numeric_array(name, value):
     """An ndarray of real numbers (bool and integers allowed), not objects or strings."""
     try:
@@ -83,8 +118,8 @@ def features(X, n_in, dtype, name="X"):
                          f"has {n_in}")
     # Converting also takes care of big-endian and non-contiguous inputs.
     out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(out)):
-        bad = int(np.count_nonzero(~np.isfinite(out)))
+    bad = count_nonfinite(out)
+    if bad:
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
     return out
 
@@ -104,7 +139,7 @@ def targets(y, n_samples, n_out, dtype, name="y"):
     empty_labels = np.empty(0, dtype=np.int64)
     if arr.ndim == 1 and n_out > 1:
         if np.issubdtype(arr.dtype, np.floating):
-            if not np.all(np.isfinite(arr)):
+            if count_nonfinite(arr):
                 raise ValueError(f"{name} contains NaN or infinite labels")
             if not np.all(arr == np.round(arr)):
                 raise ValueError(f"{name} holds class labels for a {n_out}-unit output layer, "
@@ -122,6 +157,6 @@ def targets(y, n_samples, n_out, dtype, name="y"):
         raise ValueError(f"{name} must be class labels of shape ({n_samples},) or targets of "
                          f"shape ({n_samples}, {n_out}); got shape {arr.shape}")
     rows = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(rows)):
+    if count_nonfinite(rows):
         raise ValueError(f"{name} contains NaN or infinite values")
     return empty_labels, rows

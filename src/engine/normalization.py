@@ -83,7 +83,7 @@ class Normalization:
         """Scale raw regression targets (same shape back); class labels pass through."""
         if self.target_mean is None:
             return y
-        Y = check._numeric_array("y", y).astype(np.float64)
+        Y = check._numeric_array("y", y).astype(np.float64, copy=False)
         if Y.ndim == 1 and self.n_targets == 1:
             return (Y - self.target_mean[0]) / self.target_scale[0]
         return (Y - self.target_mean) / self.target_scale
@@ -115,12 +115,12 @@ class Normalization:
 
 
 def _rows(name, value):
-    arr = check._numeric_array(name, value).astype(np.float64)
+    arr = check._numeric_array(name, value).astype(np.float64, copy=False)
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array of rows; got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if check.count_nonfinite(arr):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
 
@@ -136,6 +136,6 @@ def _pair(mean_name, mean, scale_name, scale):
     if m.ndim != 1 or m.size == 0 or s.shape != m.shape:
         raise ValueError(f"{mean_name} and {scale_name} must be 1-D arrays of the same "
                          f"non-zero length; got shapes {m.shape} and {s.shape}")
-    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(s)) and np.all(s != 0)):
+    if check.count_nonfinite(m) or check.count_nonfinite(s) or not np.all(s != 0):
         raise ValueError(f"{mean_name} must be finite and {scale_name} finite and non-zero")
     return m, s
