@@ -40,7 +40,7 @@ parameters' dtype, passed down so that float32 kernels never widen to float64.
 import math
 import types
 
-from numba import cuda
+from numba import cuda, uint64
 
 from .codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
 
@@ -187,8 +187,10 @@ _TILED = {}
 def tiled(tile):
     """The tiled kernels for ``tile × tile`` thread blocks (built once per tile size).
 
-    The tile is a compile-time constant (it sizes the shared-memory arrays), so each size
-    is its own closure; Numba's cache keys closures by the captured values.
+    The tile is a compile-time constant (it fixes the loop trips and the offsets into
+    shared memory), so each size is its own closure; Numba's cache keys closures by the
+    captured values. Launch each kernel with ``shared_bytes(itemsize)`` bytes of dynamic
+    shared memory: ``kernel[grid, (tile, tile), 0, tiled(tile).shared_bytes(itemsize)]``.
     """
     tile = int(tile)
     if tile not in _TILED:
@@ -199,6 +201,19 @@ def tiled(tile):
 def _build_tiled(T):
     # One padding column: reading a tile down a column then hits distinct memory banks.
     T1 = T + 1
+    # Each kernel stages two T × T1 tiles, row-major, in the block's dynamic shared memory:
+    # the first at element 0, the second at element TILE. Dynamic rather than static
+    # (``cuda.shared.array((T, T1))``) shared memory because Numba's CUDA simulator creates
+    # a static shared array lazily, in whichever thread of a launch reaches the call first,
+    # with an unlocked check-then-store; two threads that reach it together can each get an
+    # array of their own, and the block then computes with uninitialised memory. That was
+    # the tiled kernels' intermittent mismatch under the simulator. The simulator allocates
+    # dynamic shared memory once per launch, before any thread runs; on a GPU the two are
+    # the same memory. Indices into it are cast to uint64: Numba then skips negative-index
+    # wraparound, which against the array's run-time length (the launch's shared bytes)
+    # costs a compare and select per load and, hoisted out of the loop, doubles the
+    # registers (ptxas, sm_90: 72 instead of 40 for forward_layer in float64).
+    TILE = T * T1
 
     @cuda.jit(cache=True)
     def forward_layer(src, src_lo, X, order, pos, mode, params, w_off, b_off, n, n_in, m,
@@ -209,10 +224,10 @@ def _build_tiled(T):
         owns Z[bx·T + ty, by·T + tx]. When ``last``, Z is also kept in ``zout`` and a
         softmax output is left as z for :func:`output_layer` to normalise per row.
         """
-        a_tile = cuda.shared.array((T, T1), dtype=params.dtype)
-        w_tile = cuda.shared.array((T, T1), dtype=params.dtype)
+        tiles = cuda.shared.array(0, dtype=params.dtype)  # a_tile, then w_tile
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
+        own = ty * T1 + tx  # this thread's element [ty, tx] of either tile
         i = cuda.blockIdx.x * T + ty
         j0 = cuda.blockIdx.y * T
         j = j0 + tx
@@ -222,13 +237,13 @@ def _build_tiled(T):
         for k0 in range(0, n_in, T):
             # Padding is zero in both operands, so it adds exact zeros to stored outputs.
             k = k0 + tx
-            a_tile[ty, tx] = (_layer_input(src, src_lo, X, order, pos, mode, i, k)
-                              if i < m and k < n_in else zero)
-            w_tile[ty, tx] = (params[w_off + (j0 + ty) * n_in + k]
-                              if j0 + ty < n and k < n_in else zero)
+            tiles[uint64(own)] = (_layer_input(src, src_lo, X, order, pos, mode, i, k)
+                                  if i < m and k < n_in else zero)
+            tiles[uint64(TILE + own)] = (params[w_off + (j0 + ty) * n_in + k]
+                                         if j0 + ty < n and k < n_in else zero)
             cuda.syncthreads()
-            for kk in range(T):
-                acc += a_tile[ty, kk] * w_tile[tx, kk]
+            for kk in range(T):  # a_tile[ty, kk] * w_tile[tx, kk]
+                acc += tiles[uint64(ty * T1 + kk)] * tiles[uint64(TILE + tx * T1 + kk)]
             cuda.syncthreads()
         if i < m and j < n:
             z = acc + params[b_off + j]  # dot first, then bias: the oracle's rounding order
@@ -242,10 +257,10 @@ def _build_tiled(T):
 
         Thread (ty, tx) of block (bx, by) owns δ^{l-1}[bx·T + ty, by·T + tx].
         """
-        d_tile = cuda.shared.array((T, T1), dtype=params.dtype)
-        w_tile = cuda.shared.array((T, T1), dtype=params.dtype)
+        tiles = cuda.shared.array(0, dtype=params.dtype)  # d_tile, then w_tile
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
+        own = ty * T1 + tx
         i = cuda.blockIdx.x * T + ty
         k0 = cuda.blockIdx.y * T
         k = k0 + tx
@@ -253,12 +268,12 @@ def _build_tiled(T):
         zero = one - one
         acc = zero
         for j0 in range(0, n, T):
-            d_tile[ty, tx] = delta[i, j0 + tx] if i < m and j0 + tx < n else zero
-            w_tile[ty, tx] = (params[w_off + (j0 + ty) * n_in + k]
-                              if j0 + ty < n and k < n_in else zero)
+            tiles[uint64(own)] = delta[i, j0 + tx] if i < m and j0 + tx < n else zero
+            tiles[uint64(TILE + own)] = (params[w_off + (j0 + ty) * n_in + k]
+                                         if j0 + ty < n and k < n_in else zero)
             cuda.syncthreads()
-            for jj in range(T):
-                acc += d_tile[ty, jj] * w_tile[jj, tx]
+            for jj in range(T):  # d_tile[ty, jj] * w_tile[jj, tx]
+                acc += tiles[uint64(ty * T1 + jj)] * tiles[uint64(TILE + jj * T1 + tx)]
             cuda.syncthreads()
         if i < m and k < n_in:
             delta_prev[i, k] = _times_derivative(acc, acts[i, lo + k], code, one)
@@ -272,10 +287,10 @@ def _build_tiled(T):
         Thread (ty, tx) of block (bx, by) owns unit j = bx·T + ty and input k = by·T + tx;
         k == n_in is the bias.
         """
-        d_tile = cuda.shared.array((T, T1), dtype=params.dtype)
-        a_tile = cuda.shared.array((T, T1), dtype=params.dtype)
+        tiles = cuda.shared.array(0, dtype=params.dtype)  # d_tile, then a_tile
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
+        own = ty * T1 + tx
         j0 = cuda.blockIdx.x * T
         j = j0 + ty
         k = cuda.blockIdx.y * T + tx
@@ -284,14 +299,15 @@ def _build_tiled(T):
         acc = zero
         for i0 in range(0, m, T):
             i = i0 + ty
-            d_tile[ty, tx] = delta[i, j0 + tx] if i < m and j0 + tx < n else zero
+            tiles[uint64(own)] = delta[i, j0 + tx] if i < m and j0 + tx < n else zero
             if i < m and k < n_in:
-                a_tile[ty, tx] = _layer_input(src, src_lo, X, order, pos, mode, i, k)
+                tiles[uint64(TILE + own)] = _layer_input(src, src_lo, X, order, pos, mode, i,
+                                                         k)
             else:
-                a_tile[ty, tx] = one if i < m and k == n_in else zero
+                tiles[uint64(TILE + own)] = one if i < m and k == n_in else zero
             cuda.syncthreads()
-            for ii in range(T):
-                acc += d_tile[ii, ty] * a_tile[ii, tx]
+            for ii in range(T):  # d_tile[ii, ty] * a_tile[ii, tx]
+                acc += tiles[uint64(ii * T1 + ty)] * tiles[uint64(TILE + ii * T1 + tx)]
             cuda.syncthreads()
         if j < n and k <= n_in:
             at = w_off + j * n_in + k if k < n_in else b_off + j
@@ -299,7 +315,12 @@ def _build_tiled(T):
             if update:
                 params[at] -= params.dtype.type(scale) * acc
 
-    return types.SimpleNamespace(tile=T, forward_layer=forward_layer,
+    def shared_bytes(itemsize):
+        """Dynamic shared memory each kernel's block needs, for elements of ``itemsize``."""
+        return 2 * TILE * int(itemsize)
+
+    return types.SimpleNamespace(tile=T, shared_bytes=shared_bytes,
+                                 forward_layer=forward_layer,
                                  backprop_delta=backprop_delta,
                                  gradient_update=gradient_update)
 

@@ -18,6 +18,7 @@ near zero.
 import importlib.util
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -47,15 +48,6 @@ needs_gpu = pytest.mark.skipif(AVAILABLE is not True or SIMULATED,
 
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-4, atol=1e-5)}
 
-
-
-# The tiled kernels gave a wrong loss (relative error ~1e-4) in one of three full runs under
-# the simulator, in a fresh environment; the persistent kernel never has. A race between
-# tiles is suspected and not yet found, so tiled runs are expected to fail now and then, and
-# config.CUDA_STRATEGY defaults to the persistent kernel until it is fixed.
-FLAKY_TILED = pytest.mark.xfail(reason="intermittent mismatch of the tiled CUDA kernels "
-                                       "(suspected race)", strict=False)
-TILED = pytest.param("tiled", marks=FLAKY_TILED)
 
 
 @pytest.fixture
@@ -159,7 +151,6 @@ TILED_CASES = [
 
 @needs_cuda
 @pytest.mark.parametrize("hidden,output,cost,dtype", TILED_CASES)
-@FLAKY_TILED
 def test_tiled_kernels_match_oracle(small_kernels, monkeypatch, hidden, output, cost, dtype):
     # Single tiles here (the next test spans several), to keep the simulator quick.
     monkeypatch.setattr(config, "CUDA_STRATEGY", "tiled")
@@ -168,7 +159,6 @@ def test_tiled_kernels_match_oracle(small_kernels, monkeypatch, hidden, output, 
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@FLAKY_TILED
 def test_tiled_kernels_span_several_tiles_in_every_dimension(small_kernels, monkeypatch,
                                                              dtype):
     # With 4×4 tiles: batches of 5 rows, layers of 5 and 6 units, 5 inputs (+1 bias
@@ -179,7 +169,39 @@ def test_tiled_kernels_span_several_tiles_in_every_dimension(small_kernels, monk
 
 
 @needs_cuda
-@pytest.mark.parametrize("strategy", ["persistent", TILED])
+@pytest.mark.skipif(not SIMULATED, reason="checks the kernels' use of the CUDA simulator")
+def test_tiled_kernels_survive_the_simulators_shared_array_race(small_kernels,
+                                                                 monkeypatch):
+    # The simulator creates a static cuda.shared.array lazily with an unlocked
+    # check-then-store, so two threads of a block can end up with different arrays. That
+    # made the tiled kernels mismatch now and then, until their tiles moved to dynamic
+    # shared memory (allocated before the threads start). Here the race's window is held
+    # open (each thread yields the GIL before creating the array): kernels that go back
+    # to static shared arrays then fail at once instead of one run in ten.
+    from numba.cuda.simulator import kernelapi
+
+    real_np = kernelapi.np
+    if not callable(getattr(real_np, "empty", None)):
+        pytest.skip("the simulator no longer allocates shared arrays with np.empty")
+
+    class YieldingNumpy:
+        """NumPy, except that ``empty`` first lets another thread run."""
+
+        def __getattr__(self, name):
+            return getattr(real_np, name)
+
+        @staticmethod
+        def empty(*args, **kwargs):
+            time.sleep(0)
+            return real_np.empty(*args, **kwargs)
+
+    monkeypatch.setattr(kernelapi, "np", YieldingNumpy())
+    monkeypatch.setattr(config, "CUDA_STRATEGY", "tiled")
+    _fit_both([3, 4, 2], "tanh", "softmax", "cross_entropy", "float64", epochs=1)
+
+
+@needs_cuda
+@pytest.mark.parametrize("strategy", ["persistent", "tiled"])
 @pytest.mark.parametrize("output,cost,rows", [("sigmoid", "cross_entropy", "any"),
                                               ("softmax", "cross_entropy", False),
                                               ("softmax", "cross_entropy", "any"),
@@ -196,7 +218,7 @@ def test_soft_target_rows_match_oracle(small_kernels, monkeypatch, strategy, out
 
 
 @needs_cuda
-@pytest.mark.parametrize("strategy", ["persistent", TILED])
+@pytest.mark.parametrize("strategy", ["persistent", "tiled"])
 @pytest.mark.parametrize("sizes,batch_size,n", [
     ([4, 3], 2, 5),            # no hidden layer; last batch partial
     ([3, 4, 2, 5, 3], 1, 4),   # four layers, batch of one
@@ -218,7 +240,7 @@ def test_validation_data_and_unshuffled_epochs_match_oracle(small_kernels):
 
 
 @needs_cuda
-@pytest.mark.parametrize("strategy", ["persistent", TILED])
+@pytest.mark.parametrize("strategy", ["persistent", "tiled"])
 def test_chunked_epoch_matches_one_call(small_kernels, monkeypatch, strategy):
     # Progress bars split an epoch into calls of one mini-batch each; the device keeps the
     # order and parameters between them, and the result must not change.
@@ -242,7 +264,7 @@ def test_chunked_epoch_matches_one_call(small_kernels, monkeypatch, strategy):
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("strategy", ["persistent", TILED])
+@pytest.mark.parametrize("strategy", ["persistent", "tiled"])
 def test_backprop_and_update_mini_batch_match_oracle(small_kernels, monkeypatch, strategy,
                                                      dtype):
     monkeypatch.setattr(config, "CUDA_STRATEGY", strategy)
@@ -263,7 +285,6 @@ def test_backprop_and_update_mini_batch_match_oracle(small_kernels, monkeypatch,
 
 
 @needs_cuda
-@FLAKY_TILED
 def test_uploads_do_not_grow_with_the_number_of_mini_batches(small_kernels, monkeypatch):
     # One upload of the data per fit and of the order per epoch, none per mini-batch.
     monkeypatch.setattr(config, "CUDA_STRATEGY", "tiled")
@@ -337,7 +358,7 @@ def test_divergence_keeps_the_last_finite_parameters(small_kernels, monkeypatch)
 
 
 @needs_cuda
-@pytest.mark.parametrize("strategy", ["persistent", TILED])
+@pytest.mark.parametrize("strategy", ["persistent", "tiled"])
 @pytest.mark.parametrize("hidden,output,cost", [("tanh", "softmax", "cross_entropy"),
                                                 ("sigmoid", "sigmoid", "cross_entropy"),
                                                 ("relu", "softmax", "quadratic")])

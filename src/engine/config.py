@@ -44,9 +44,7 @@ PARALLEL_ROW_BLOCK = 64
 # mini-batches), "persistent" (one single-block kernel launch runs them all), or "auto":
 # persistent while batch_size × (number of weights) ≤ CUDA_PERSISTENT_MAX_WORK, where a
 # mini-batch is too little work to pay for a dozen kernel launches.
-# Default "persistent": the tiled kernels mismatched the oracle intermittently under the
-# simulator (suspected race, see tests/test_cuda.py), so "auto" is opt-in until that is fixed.
-CUDA_STRATEGY = "persistent"
+CUDA_STRATEGY = "auto"
 CUDA_PERSISTENT_MAX_WORK = 1 << 20
 
 # Threads of the persistent kernel's single block (at most 512, for its registers).

@@ -345,13 +345,14 @@ class CudaBackend:
         """Launch the forward kernels of every layer for ``m`` rows starting at ``pos``."""
         tiled = self._kernels.tiled(config.CUDA_TILE)
         T = tiled.tile
+        smem = tiled.shared_bytes(net.dtype.itemsize)
         layout = self._d_layout
         depth = len(net.sizes) - 1
         hidden, output, _ = net._codes
         for layer in range(1, depth + 1):
             n, n_in = net.sizes[layer], net.sizes[layer - 1]
             last = layer == depth
-            tiled.forward_layer[(_blocks(m, T), _blocks(n, T)), (T, T)](
+            tiled.forward_layer[(_blocks(m, T), _blocks(n, T)), (T, T), 0, smem](
                 s.acts, 0 if layer == 1 else layout.h_off_list[layer - 2], d_X, d_order, pos,
                 mode if layer == 1 else self._kernels.FROM_ACTS, self._d_params,
                 layout.w_off_list[layer - 1], layout.b_off_list[layer - 1], n, n_in, m,
@@ -362,6 +363,7 @@ class CudaBackend:
         kernels = self._kernels
         tiled = kernels.tiled(config.CUDA_TILE)
         T = tiled.tile
+        smem = tiled.shared_bytes(net.dtype.itemsize)
         layout = self._d_layout
         depth = len(net.sizes) - 1
         hidden, output, cost = net._codes
@@ -383,10 +385,10 @@ class CudaBackend:
                 w_off, b_off = layout.w_off_list[layer - 1], layout.b_off_list[layer - 1]
                 lo = 0 if layer == 1 else layout.h_off_list[layer - 2]
                 if layer > 1:  # before this layer's update: it needs the old weights
-                    tiled.backprop_delta[(_blocks(m, T), _blocks(n_in, T)), (T, T)](
+                    tiled.backprop_delta[(_blocks(m, T), _blocks(n_in, T)), (T, T), 0, smem](
                         delta, self._d_params, w_off, n, n_in, m, s.acts, lo, hidden,
                         delta_prev)
-                tiled.gradient_update[(_blocks(n, T), _blocks(n_in + 1, T)), (T, T)](
+                tiled.gradient_update[(_blocks(n, T), _blocks(n_in + 1, T)), (T, T), 0, smem](
                     delta, s.acts, lo, data.X, d_order, pos,
                     kernels.FROM_ORDER if layer == 1 else kernels.FROM_ACTS,
                     self._d_params, self._d_grads, w_off, b_off, n, n_in, m, lr / m, update)
