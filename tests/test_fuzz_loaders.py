@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import tempfile
 import tracemalloc
 import zipfile
@@ -131,6 +132,87 @@ def test_mnist_pickle_reader_never_fails_otherwise(data, compress):
     with tempfile.TemporaryDirectory() as folder:
         path = _write(folder, "mnist.pkl.gz", data, compress)
         _load_within_memory(read_mnist_pickle, path, DataFormatError)
+
+
+def _replace_once(data, old, new):
+    assert data.count(old) >= 1, old
+    return data.replace(old, new, 1)
+
+
+def _lying_pickles():
+    """(name, pickle bytes, bytes the lie promises, message) for each way a 17 KB pickle
+    used to make the loader allocate what its fields claim (fuzzing found the first two)."""
+    proto3 = pickle.dumps(pickle.loads(VALID_PICKLE), protocol=3)
+    x_bytes = 2 * 784 * 4
+    # The memo'd text encoded again and again: ~6 bytes of opcodes buy 100 KB each time.
+    text = "x" * 100_000
+    encodes = (b"\x80\x02c_codecs\nencode\nq\x00X" + struct.pack("<I", len(text))
+               + text.encode() + b"q\x01X\x06\x00\x00\x00latin1q\x02]("
+               + b"h\x01h\x02\x86q\x03" + b"h\x00h\x03R" * 1000 + b"e.")
+    return [
+        # numpy's _reconstruct(ndarray, (0,), b"b") placeholder given 41,000,000 elements:
+        # NumPy allocated them before the real state replaced the array.
+        ("reconstruct-shape",
+         _replace_once(VALID_PICKLE, b"K\x00\x85", b"J" + struct.pack("<i", 41_000_000)
+                       + b"\x85"),
+         41_000_000, r"_reconstruct asks for shape \(41000000,\)"),
+        # BINBYTES whose length field says 4 GB: CPython allocates that before reading.
+        ("binbytes-length",
+         _replace_once(proto3, b"B" + struct.pack("<I", x_bytes), b"B" + b"\xff" * 4),
+         2**32 - 1, "BINBYTES at byte .* promises 4,294,967,295 bytes"),
+        # A memo slot far beyond any a pickler writes: CPython grows its memo table to it.
+        ("memo-index",
+         _replace_once(VALID_PICKLE, b"q\x00", b"r" + struct.pack("<I", 50_000_000)),
+         50_000_000 * 16, "memo slot 50,000,000"),
+        # The array state's shape promises a million images; the data hold two.
+        ("state-shape",
+         _replace_once(VALID_PICKLE, b"K\x01K\x02M\x10\x03\x86",
+                       b"K\x01J" + struct.pack("<i", 1_000_000) + b"M\x10\x03\x86"),
+         1_000_000 * x_bytes // 2, "needs 3,136,000,000 bytes but its data hold 6,272"),
+        ("encode-repeated", encodes, 1000 * len(text), "promises more data than it holds"),
+    ]
+
+
+@pytest.mark.parametrize("name, data, promised, message",
+                         _lying_pickles(), ids=[case[0] for case in _lying_pickles()])
+@pytest.mark.parametrize("compress", [False, True])
+def test_lying_pickle_is_refused_before_allocating(tmp_path, name, data, promised, message,
+                                                  compress):
+    path = _write(tmp_path, f"{name}.pkl.gz", data, compress)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFormatError, match=message) as info:
+            read_mnist_pickle(path)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert str(path) in str(info.value)
+    # A few MB of buffers at most, never a noticeable part of what the file promised.
+    assert peak < min(promised // 10, 64 * len(data) + ALLOWANCE), f"{peak:,} bytes"
+
+
+@pytest.mark.parametrize("old, new", [
+    (b"J\xff\xff\xff\xffK\x00t", b"J\xff\xff\xff\xffK\x01t"),  # flags: "holds references"
+    (b"J\xff\xff\xff\xffK\x00t", b"J\xff\xff\xff\xffK\x3ft"),  # flags: "is an object"
+    (b"NNNJ\xff\xff\xff\xff", b"NNNK\x10"),                     # elsize 16 for float32
+    (b"X\x02\x00\x00\x00f4", b"X\x02\x00\x00\x00O8"),               # object dtype
+])
+def test_pickled_dtype_must_be_a_plain_number(tmp_path, old, new):
+    # NumPy's own dtype.__setstate__ takes these fields on trust; flag 1 left a float32
+    # dtype that NumPy later treated as holding references (RuntimeError, SystemError).
+    path = _write(tmp_path, "mnist.pkl", _replace_once(VALID_PICKLE, old, new), False)
+    with pytest.raises(DataFormatError, match="mnist.pkl: .*dtype"):
+        read_mnist_pickle(path)
+
+
+def test_pickle_cannot_change_the_allowed_globals(tmp_path):
+    # BUILD with a (dict, slots) state on _codecs.encode would otherwise setattr on it.
+    data = (b"\x80\x02c_codecs\nencode\nN}X\x0c\x00\x00\x00__defaults__"
+            b"X\x04\x00\x00\x00utf8\x85s\x86b.")
+    path = _write(tmp_path, "mnist.pkl", data, False)
+    with pytest.raises(DataFormatError, match="refused to change _codecs.encode"):
+        read_mnist_pickle(path)
+    assert read_mnist_pickle(_write(tmp_path, "ok.pkl", VALID_PICKLE, False))
 
 
 class _Payload:

@@ -1,6 +1,10 @@
 """Saving and loading models: exact round trips, atomic writes, and damaged files refused."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
@@ -102,6 +106,55 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         engine.Network([3, 2], seed=1).save(path)
     assert path.read_bytes() == before  # the old model is intact
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+def test_atomic_write_keeps_the_old_file_until_the_new_one_is_complete(tmp_path, error):
+    path = tmp_path / "data.bin"
+    assert io.atomic_write(path, lambda f: f.write(b"old")) == path
+    seen = []
+
+    def write(f):
+        f.write(b"half of the new")
+        seen.append(path.read_bytes())  # mid-write, readers still see the old file
+        raise error
+
+    with pytest.raises(type(error)):
+        io.atomic_write(path, write)
+    assert seen == [b"old"] and path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+    io.atomic_write(str(path), lambda f: f.write(b"new"), fsync=False)
+    assert path.read_bytes() == b"new"
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_atomic_write_removes_only_stale_temporary_files(tmp_path):
+    path = tmp_path / "m.npz"
+    host = io._host_tag()
+    other_host = "0" * 8 if host != "0" * 8 else "1" * 8
+    names = {
+        "dead writer": f".m.npz.{host}-{_dead_pid()}-0123abcd.tmp",
+        "running writer": f".m.npz.{host}-{os.getpid()}-0123abcd.tmp",
+        "other host": f".m.npz.{other_host}-{_dead_pid()}-0123abcd.tmp",
+        "other host, old": f".m.npz.{other_host}-1-0123abcd.tmp",
+        "other target": f".m.npz.x.{host}-{_dead_pid()}-0123abcd.tmp",
+        "not ours": ".m.npz.keep.tmp",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"partial")
+    day_ago = time.time() - io.STALE_TEMP_AGE - 60
+    os.utime(tmp_path / names["other host, old"], (day_ago, day_ago))
+    engine.Network([3, 2], seed=0).save(path)
+    left = {p.name for p in tmp_path.iterdir()}
+    gone = {"dead writer", "other host, old"}
+    if os.name != "posix":  # no safe liveness check: only age counts
+        gone = {"other host, old"}
+    assert left == {"m.npz"} | {names[k] for k in names if k not in gone}
 
 
 def test_history_of_non_numbers_is_refused(tmp_path):

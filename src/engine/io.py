@@ -34,18 +34,25 @@ allow_pickle=False)`` opens it anywhere:
 
 Version 1 files (without the version 2 fields) still load.
 
-Files are written atomically: to a temporary file in the same folder, flushed to disk, then
-renamed over the target, so a crash or Ctrl-C never leaves a half-written model. Loading checks
-every field and shape and raises :class:`ModelFileError` naming the file and the problem.
-A later engine that stores more bumps ``format_version``; this one refuses such files with
-a message saying so rather than guessing.
+Files are written atomically by :func:`atomic_write`: to a temporary file in the same folder,
+flushed to disk, then renamed over the target, so a crash, Ctrl-C or SIGKILL never leaves a
+half-written model: the file holds the previous model or the new one. A process killed while
+writing leaves its temporary file (``.{name}.{host}-{pid}-{random}.tmp``) behind; the next save
+to the same path removes it. Loading checks every field and shape and raises
+:class:`ModelFileError` naming the file and the problem.
+A later engine that stores more bumps ``format_version``; this one
+refuses such files with a message saying so rather than guessing.
 """
 
+import hashlib
 import json
 import math
 import numbers
 import os
+import re
 import secrets
+import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -72,6 +79,9 @@ class ModelFileError(ValueError):
 
 def save(net, path, training=None):
     """Write ``net`` to ``path`` as an ``.npz`` model file, atomically.
+
+    The previous file at ``path``, if any, stays intact until the new one is complete
+    (see :func:`atomic_write`).
 
     Parameters
     ----------
@@ -130,7 +140,7 @@ def save(net, path, training=None):
         "training": progress,
     }
     arrays["metadata"] = np.array(json.dumps(meta))
-    _write_npz_atomically(path, arrays)
+    atomic_write(path, lambda f: _write_npz(f, arrays))
     return path
 
 
@@ -260,23 +270,113 @@ def _history_for_json(history):
     return out
 
 
-def _write_npz_atomically(path, arrays):
-    # A name only this writer uses, created with open(..., "x") so the usual umask applies.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+def _write_npz(f, arrays):
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+
+
+# Temporary files of atomic_write: ".{target}.{host}-{pid}-{random}.tmp" in the target's folder.
+_TEMP_REST = re.compile(r"(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{8}\.tmp")
+#: Seconds after which any leftover temporary file of :func:`atomic_write` counts as stale,
+#: whoever wrote it (no save takes a day).
+STALE_TEMP_AGE = 24 * 3600
+
+
+def atomic_write(path, write, *, fsync=True):
+    """Replace the file at ``path`` with what ``write`` writes, all at once.
+
+    ``write(f)`` gets a binary file object open on a new temporary file in the same folder,
+    named ``.{name}.{host}-{pid}-{random}.tmp``. When it returns, the data are flushed and
+    fsync'ed, the temporary file is renamed over ``path`` with :func:`os.replace` (atomic on
+    POSIX and Windows within one folder) and the folder is fsync'ed, so the rename itself
+    survives a power cut. Until the rename, ``path`` keeps its previous content: readers,
+    and a process that dies at any moment, see the old file or the new one, never part of
+    either.
+
+    If ``write`` raises (Ctrl-C included) the temporary file is removed and ``path`` is left
+    as it was. A process killed outright (SIGKILL, OOM killer, power cut) cannot remove its
+    temporary file, so each ``atomic_write`` ends by removing the leftovers for the same
+    ``path`` whose writer is gone: those from this host whose process no longer exists
+    (POSIX), and any older than :data:`STALE_TEMP_AGE`. Temporary files of writers still
+    running are left alone, so concurrent writers never break each other; the last rename
+    wins.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace; its folder must exist. Its permissions become those
+        of a new file (the umask applies), not the replaced file's.
+    write : callable
+        Called once as ``write(f)``; its return value is ignored.
+    fsync : bool
+        Flush the file and the folder to the disk (default). ``False`` is faster for
+        frequent writes and keeps the all-or-nothing replacement if the program dies, but
+        after an operating-system crash or power cut the file may hold the old data, the
+        new, or (on some file systems) nothing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
+        # "x": a name only this call uses, created with the usual umask.
         with open(tmp, "xb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, arr in arrays.items():
-                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asanyarray(arr),
-                                                  allow_pickle=False)
+            write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    if fsync:
+        _fsync_folder(path.parent)
+    _remove_stale_temps(path)
+    return path
+
+
+def _host_tag():
+    return hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def _remove_stale_temps(path):
+    """Best effort: a leftover that cannot be removed now is tried again next time."""
+    prefix, host, now = f".{path.name}.", _host_tag(), time.time()
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        match = _TEMP_REST.fullmatch(entry.name[len(prefix):])
+        if match is None:
+            continue
+        try:
+            stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE or (
+                match["host"] == host and _process_gone(int(match["pid"])))
+            if stale:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _process_gone(pid):
+    """True only when ``pid`` certainly names no running process on this host."""
+    if os.name != "posix" or pid <= 0:
+        return False  # on Windows os.kill(pid, 0) would terminate the process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, under another user
+        return False
+    return False
 
 
 def _fsync_folder(folder):
