@@ -100,6 +100,8 @@ _HELPER = dict(_JIT, _nrt=False)
 # only read may share memory).
 _HELPER_LEAF = dict(_LEAF, _nrt=False)
 
+_FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
+
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
 SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN = range(9)
 
@@ -974,8 +976,11 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     for s in range(opt_state.shape[0]):
         _load_work(opt_state[s], lay, opt_work[s])
     gradient_only = lr == 0
-    gather = gradient_only or opt_code != SGD or hyper[H_WEIGHT_DECAY] != 0 or n_bn > 0
-    use_dropout = drop_mask.shape[0] > 0
+    gather = gradient_only
+    use_dropout = False
+    if _FEATURES:  # a compile-time constant: see _compile
+        gather = gradient_only or opt_code != SGD or hyper[H_WEIGHT_DECAY] != 0 or n_bn > 0
+        use_dropout = drop_mask.shape[0] > 0
     tgt = gwork if gather else work
     for i in range(deltas.shape[0]):  # the padding of every δ row must stay zero
         for j in range(deltas.shape[1]):
@@ -992,7 +997,9 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                 gwork[j] = 0
 
         for layer in range(1, depth + 1):
-            normalised = lay[BN, layer] >= 0
+            normalised = False
+            if _FEATURES:
+                normalised = lay[BN, layer] >= 0
             code = output if layer == depth else (IDENTITY if normalised else hidden)
             if m * lay[SIZE, layer - 1] * lay[PAD, layer] >= parallel_work:
                 for q in prange(quads):
@@ -1002,13 +1009,14 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             else:
                 _forward_layer(layer, i_0, m, lay, work, X, order, pos, acts, z_out, idx,
                                nnz, all_idx, density, code, not normalised)
-            if normalised:
-                _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat, bn_inv_std,
-                                  hyper[H_BN_EPS], hyper[H_BN_MOMENTUM], not gradient_only,
-                                  hidden)
-            if use_dropout and layer < depth:
-                _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, pos - start,
-                              drop_scale[layer - 1])
+            if _FEATURES:
+                if normalised:
+                    _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat,
+                                      bn_inv_std, hyper[H_BN_EPS], hyper[H_BN_MOMENTUM],
+                                      not gradient_only, hidden)
+                if use_dropout and layer < depth:
+                    _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, pos - start,
+                                  drop_scale[layer - 1])
         _output_layer(i_0, m, lay, acts, z_out, deltas, labels, targets, order, pos, output,
                       cost, sample_cost)
         for i in range(m):
@@ -1028,7 +1036,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                 else:
                     _backprop_layer(layer, i_0, m, lay, work, acts, deltas, hidden, pre_drop,
                                     drop_mask, pos - start, scale)
-                if lay[BN, layer - 1] >= 0:
+                if _FEATURES and lay[BN, layer - 1] >= 0:
                     _batch_norm_backward(layer - 1, m, lay, deltas, work, bn_running, bn_zhat,
                                          bn_inv_std, gwork)
             n_in = lay[SIZE, layer - 1]
@@ -1043,7 +1051,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                               deltas, idx, nnz, all_idx, with_bias)
         if not gradient_only:
             opt_step[0] += 1
-        if gather and not gradient_only:
+        if _FEATURES and gather and not gradient_only:
             _optimizer_step(work, gwork, opt_work, lay, m, lr, opt_code, hyper, opt_step[0])
         pos += m
     if gradient_only:
@@ -1090,21 +1098,28 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
                     out_z[lo + i, j] = z_out[s, i, j]
 
 
-def _compile(func, parallel):
-    """Compile ``func`` serially or with ``parallel=True``, each with its own cache entry.
+def _compile(func, parallel, features=True):
+    """Compile ``func`` serially or with ``parallel=True``, each with its own cache entry;
+    ``features=False`` compiles it without the training features (the global ``_FEATURES``
+    is a compile-time constant, so Numba drops those branches before typing them).
 
     Numba's on-disk cache is keyed by the function's qualified name and signature, not by
-    the ``parallel`` flag, so the parallel twin gets a renamed copy of the function.
+    the ``parallel`` flag, so each twin gets a renamed copy of the function.
     """
-    suffix = "_parallel" if parallel else "_serial"
-    twin = types.FunctionType(func.__code__, func.__globals__, func.__name__ + suffix,
+    suffix = ("_parallel" if parallel else "_serial") + ("" if features else "_plain")
+    namespace = dict(func.__globals__, _FEATURES=features)
+    twin = types.FunctionType(func.__code__, namespace, func.__name__ + suffix,
                               func.__defaults__, func.__closure__)
     twin.__qualname__ = func.__qualname__ + suffix
     twin.__doc__ = func.__doc__
     return njit(parallel=parallel, **_JIT)(twin)
 
 
+# The seeds' SGD (with or without progress chunks) runs the plain twins: the optimiser, L2,
+# dropout and batch-norm code costs about 6 s of compilation that a default fit never needs.
 train_batches_serial = _compile(train_batches, parallel=False)
 train_batches_parallel = _compile(train_batches, parallel=True)
+train_batches_plain_serial = _compile(train_batches, parallel=False, features=False)
+train_batches_plain_parallel = _compile(train_batches, parallel=True, features=False)
 forward_rows_serial = _compile(forward_rows, parallel=False)
 forward_rows_parallel = _compile(forward_rows, parallel=True)

@@ -102,6 +102,8 @@ class NumbaBackend:
         self.parallel = parallel
         self.name = "numba-parallel" if parallel else "numba"
         self._train = cpu.train_batches_parallel if parallel else cpu.train_batches_serial
+        self._train_plain = (cpu.train_batches_plain_parallel if parallel
+                             else cpu.train_batches_plain_serial)
         self._forward = cpu.forward_rows_parallel if parallel else cpu.forward_rows_serial
         self._plan_key = None
         self._scratch_key = None
@@ -155,7 +157,10 @@ class NumbaBackend:
             drop_scale = plan.drop_scale
         buffers = self._scratch(net, batch_size, drop_mask.shape[0] > 0)
         opt_work = np.empty((opt_state.shape[0], work_size), net.dtype)
-        return self._train(net._params, buffers[0], lay, net._codes[0], net._codes[1],
+        plain = (code == codes.SGD and not hyper[codes.H_WEIGHT_DECAY]
+                 and drop_mask.shape[0] == 0 and not net._n_bn)
+        kernel = self._train_plain if plain else self._train
+        return kernel(net._params, buffers[0], lay, net._codes[0], net._codes[1],
                            net._codes[2], X, labels, targets, order, start, stop, batch_size,
                            float(lr), *buffers[1:], self._all_idx,
                            float(config.SPARSE_MAX_DENSITY), int(config.PARALLEL_MIN_WORK),
