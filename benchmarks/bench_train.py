@@ -48,6 +48,34 @@ class TimeEpoch:
         self.net.fit(self.X, self.y, epochs=1, batch_size=batch_size, lr=self.lr)
 
 
+class TimeTrainingFeatures:
+    """One epoch (10,000 images) of the seeds' network at batch 10 with a training feature
+    (issue 6), to track what each costs over the plain SGD of ``TimeEpoch``."""
+
+    params = (["numba", "numba-parallel"],
+              ["sgd", "momentum", "adam", "l2", "dropout", "batch_norm"])
+    param_names = ["backend", "feature"]
+    timeout = 600
+    number = 1
+    repeat = (1, 5, 60.0)
+    warmup_time = 0
+    OPTIONS = {"sgd": {}, "momentum": dict(optimizer="momentum"),
+               "adam": dict(optimizer="adam"), "l2": dict(l2=5.0),
+               "dropout": dict(dropout=0.2), "batch_norm": {}}
+
+    def setup(self, backend, feature):
+        self.X, self.y, _ = images(ROWS, "float32")
+        self.net = engine.Network([784, 30, 10], dtype="float32", backend=backend, seed=0,
+                                  batch_norm=feature == "batch_norm",
+                                  **network_kwargs("seeds"))
+        self.options = dict(self.OPTIONS[feature], epochs=1, batch_size=10,
+                            lr=0.01 if feature == "adam" else 3.0)
+        self.net.fit(self.X[:40], self.y[:40], **self.options)
+
+    def time_epoch(self, backend, feature):
+        self.net.fit(self.X, self.y, **self.options)
+
+
 class TimePredict:
     """Class predictions for 10,000 images with the seeds' network."""
 
