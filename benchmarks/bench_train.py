@@ -69,7 +69,7 @@ class TimeTrainingFeatures:
                                   batch_norm=feature == "batch_norm",
                                   **network_kwargs("seeds"))
         self.options = dict(self.OPTIONS[feature], epochs=1, batch_size=10,
-                            lr=0.01 if feature == "adam" else 3.0)
+                            lr={"adam": 0.01, "momentum": 0.3}.get(feature, 3.0))
         self.net.fit(self.X[:40], self.y[:40], **self.options)
 
     def time_epoch(self, backend, feature):
