@@ -496,7 +496,7 @@ class Network:
         eta = check.positive_float("eta", eta)
         plan = None
         if lmbda:
-            lmbda = training._non_negative_float("lmbda", lmbda)
+            lmbda = check.non_negative_float("lmbda", lmbda)
             n = check.positive_int("n", n)
             plan = training.Plan(self, hyper=training.default_hyper(lmbda / n))
         order = np.arange(X.shape[0], dtype=np.int64)
@@ -679,7 +679,13 @@ class _Snapshot:
         return (net._params, net._opt_slots, net._opt_step, net._bn_running)
 
     def take(self):
-        self.saved = [a.copy() for a in self._arrays()]
+        arrays = self._arrays()
+        saved = getattr(self, "saved", None)
+        if saved is None or any(s.shape != a.shape for s, a in zip(saved, arrays)):
+            self.saved = [a.copy() for a in arrays]
+        else:  # every epoch: reuse the buffers
+            for s, a in zip(saved, arrays):
+                s[...] = a
 
     def still_finite(self):
         net = self.net

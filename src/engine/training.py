@@ -123,8 +123,8 @@ class ReduceOnPlateau(Constant):
         if self.factor >= 1:
             raise ValueError(f"factor must be below 1 (it multiplies the rate); got {factor}")
         self.patience = check.positive_int("patience", patience)
-        self.min_delta = _non_negative_float("min_delta", min_delta)
-        self.min_lr = _non_negative_float("min_lr", min_lr)
+        self.min_delta = check.non_negative_float("min_delta", min_delta)
+        self.min_lr = check.non_negative_float("min_lr", min_lr)
         if monitor is not None:
             check.choice("monitor", monitor, ("loss", "val_loss", "training_cost"))
         self.monitor = monitor
@@ -186,7 +186,7 @@ class EarlyStopping:
 
     def __init__(self, patience=10, min_delta=0.0):
         self.patience = check.positive_int("patience", patience)
-        self.min_delta = _non_negative_float("min_delta", min_delta)
+        self.min_delta = check.non_negative_float("min_delta", min_delta)
         self.best, self.wait, self.best_epoch, self.stopped_epoch = np.inf, 0, None, None
         self._saved = None
 
@@ -404,7 +404,7 @@ def options(net, optimizer="sgd", momentum=None, beta1=None, beta2=None, eps=Non
     hyper[codes.H_EPS] = (check.positive_float("eps", eps) if eps is not None
                           else DEFAULT_EPS.get(opts.optimizer, 1e-8))
     opts.hyper = hyper
-    opts.l2 = _non_negative_float("l2", l2)
+    opts.l2 = check.non_negative_float("l2", l2)
     opts.dropout = dropout_rates(dropout, net.sizes)
     opts.schedule = schedule(lr_schedule)
     if not isinstance(early_stopping, (bool, np.bool_)):
@@ -412,7 +412,7 @@ def options(net, optimizer="sgd", momentum=None, beta1=None, beta2=None, eps=Non
     opts.early_stopping = EarlyStopping(patience, min_delta) if early_stopping else None
     if not early_stopping:  # still checked, so that a typo does not wait for later
         check.positive_int("patience", patience)
-        _non_negative_float("min_delta", min_delta)
+        check.non_negative_float("min_delta", min_delta)
     if validation_fraction is not None:
         if isinstance(validation_fraction, bool) or not isinstance(validation_fraction,
                                                                    numbers.Real):
@@ -465,15 +465,6 @@ def _unit_interval(name, value, default):
     if not 0 <= value < 1:
         raise ValueError(f"{name} must lie in [0, 1); got {value}")
     return float(value)
-
-
-def _non_negative_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative number; got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number; got {value}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------
