@@ -513,12 +513,17 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
                    density, code, with_bias):
     """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] over the non-zero
     inputs (or all; without b for a batch-normalised layer), then activations in place;
-    keeps each input index list in idx/nnz and, for the output layer, z in z_out."""
+    keeps each input index list in idx/nnz and, for the output layer, z in z_out.
+
+    Returns, for the first layer, how many of the samples had a NaN or infinite
+    pre-activation (0 for other layers): every NaN or ±inf input is in the sum, so the
+    count is 0 only for finite inputs, and prediction needs no separate pass over X."""
     n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
     t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
     wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
     last = layer == lay.shape[1] - 1
     sparse_before = True
+    suspicious = 0
     for i in range(i0, i1):
         if layer == 1 and pos + i + 1 < order.size:
             _prefetch_row(X, order[pos + i + 1])
@@ -548,11 +553,17 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
             for j in range(pad):
                 z[j] += a0 * wt[k0, j]
             t += 1
+        if layer == 1:
+            probe = zero
+            for j in range(pad):
+                probe += z[j] * zero  # NaN exactly when some z[j] is NaN or ±inf
+            suspicious += probe != probe
         if last:
             zo = z_out[i]
             for j in range(pad):
                 zo[j] = z[j]
         _activate(z, n, code)
+    return suspicious
 
 
 @njit(**_HELPER_LEAF)
@@ -1066,8 +1077,10 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
 def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts, z_out, idx,
                  nnz, density, all_idx, bn_running, bn_eps):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
-    pre-activations ``out_z`` (both (n, n_out), params' dtype). Batch-normalised layers use
-    their running statistics ``bn_running`` (see :func:`train_batches`).
+    pre-activations ``out_z`` (both (n, n_out), params' dtype) and returns how many rows
+    had a NaN or infinite first-layer pre-activation (see :func:`_forward_layer`).
+    Batch-normalised layers use their running statistics ``bn_running`` (see
+    :func:`train_batches`).
 
     Rows go in blocks of ``acts.shape[1]``, one parallel task each, ``acts.shape[0]``
     blocks at a time (one scratch slot per task): ``acts`` (slots, block, act_width),
@@ -1080,6 +1093,7 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
     slots, block = acts.shape[0], acts.shape[1]
     n_blocks = (n_rows + block - 1) // block
     i_0 = np.int64(0)
+    suspicious = 0
     for first in range(0, n_blocks, slots):
         for s in prange(min(slots, n_blocks - first)):
             lo = (first + s) * block
@@ -1087,8 +1101,9 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
             for layer in range(1, depth + 1):
                 normalised = lay[BN, layer] >= 0
                 code = output if layer == depth else (IDENTITY if normalised else hidden)
-                _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s], z_out[s], idx[s],
-                               nnz[s], all_idx, density, code, not normalised)
+                suspicious += _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s],
+                                             z_out[s], idx[s], nnz[s], all_idx, density, code,
+                                             not normalised)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
                                           hidden)
@@ -1096,6 +1111,7 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
                 for j in range(n_out):
                     out_a[lo + i, j] = acts[s, i, a_off + j]
                     out_z[lo + i, j] = z_out[s, i, j]
+    return suspicious
 
 
 def _compile(func, parallel, features=True):

@@ -155,3 +155,36 @@ def test_normalization_statistics_read_float64_rows_in_place():
     assert peak < X.nbytes / 10  # no copy of X (nor a boolean temporary of its size)
     np.testing.assert_array_equal(X, before)
     np.testing.assert_allclose(norm.mean, before.mean(axis=0), rtol=1e-12)
+
+
+# Prediction with the compiled backends makes no separate NaN/inf pass: the kernel flags a
+# non-finite first-layer pre-activation and only then are the bad entries counted.
+
+PREDICT_BACKENDS = ["numpy", "numba", "numba-parallel"]
+
+
+@pytest.mark.parametrize("backend", PREDICT_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", BAD)
+def test_predict_and_score_name_bad_inputs_at_any_row_or_column(backend, dtype, bad):
+    net = engine.Network([N_IN, 5, 3], dtype=dtype, backend=backend, seed=0)
+    X = np.random.default_rng(1).random((600, N_IN)).astype(dtype)  # several row blocks
+    X[0, N_IN - 1] = bad
+    X[599, 0] = bad
+    X[301, 3] = 0.0 * X[301, 3] + bad  # also where the inputs around it are zeros
+    X[301, 2] = X[301, 4] = 0
+    for call in (net.predict, net.predict_proba, lambda X: net.score(X, np.zeros(600, int))):
+        with pytest.raises(ValueError, match=r"^X contains 3 NaN or infinite value\(s\)$"):
+            call(X)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_predict_accepts_finite_inputs_whose_preactivations_overflow(backend, dtype):
+    net = engine.Network([N_IN, 5, 3], dtype=dtype, backend=backend, seed=0)
+    X = np.random.default_rng(2).random((40, N_IN)).astype(dtype)
+    X[7] = np.finfo(dtype).max  # z = Σ w·x overflows to ±inf: flagged, then found finite
+    a, _, suspicious = net._backend.forward_flagged(net, X)
+    assert suspicious == 1
+    assert np.array_equal(net.predict_proba(X), a)
+    assert net.predict(X).shape == (40,)

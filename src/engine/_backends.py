@@ -169,6 +169,11 @@ class NumbaBackend:
                            self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
 
     def forward(self, net, X):
+        return self.forward_flagged(net, X)[:2]
+
+    def forward_flagged(self, net, X):
+        """``(a, z, suspicious)``: the forward pass, and how many rows had a NaN or
+        infinite first-layer pre-activation (from a bad input, or an overflow)."""
         # Scratch is allocated per call: several threads may predict with one network.
         lay, work_size, act_width, idx_width = self._plan(net)
         depth = len(net.sizes) - 1
@@ -178,15 +183,16 @@ class NumbaBackend:
         slots = min(n_blocks, 4 * self._threads()) if self.parallel else 1
         out_a = np.empty((n_rows, n_out), net.dtype)
         out_z = np.empty((n_rows, n_out), net.dtype)
-        self._forward(net._params, lay, net._codes[0], net._codes[1], X, out_a, out_z,
-                      np.empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
-                      np.empty((slots, block, act_width), net.dtype),
-                      np.empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
-                      np.empty((slots, block, idx_width + 8), np.uint32),
-                      np.empty((slots, block, depth + 1), np.int64),
-                      float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
-                      float(config.BN_EPS))
-        return out_a, out_z
+        suspicious = self._forward(
+            net._params, lay, net._codes[0], net._codes[1], X, out_a, out_z,
+            np.empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
+            np.empty((slots, block, act_width), net.dtype),
+            np.empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
+            np.empty((slots, block, idx_width + 8), np.uint32),
+            np.empty((slots, block, depth + 1), np.int64),
+            float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
+            float(config.BN_EPS))
+        return out_a, out_z, suspicious
 
     def gradient(self, net, X, labels, targets):
         # lr = 0 makes the training kernel compute the summed gradients without updating.

@@ -113,8 +113,10 @@ def _numeric_array(name, value):
     return arr
 
 
-def features(X, n_in, dtype, name="X"):
-    """Return ``X`` as a C-contiguous (n_samples, n_in) array of ``dtype``, checked."""
+def features(X, n_in, dtype, name="X", finite=True):
+    """Return ``X`` as a C-contiguous (n_samples, n_in) array of ``dtype``, checked;
+    ``finite=False`` leaves out the NaN/inf check for a caller that makes it later
+    (see :func:`nonfinite_error`)."""
     arr = _numeric_array(name, X)
     if arr.ndim != 2:
         hint = " (reshape a single sample with X.reshape(1, -1))" if arr.ndim == 1 else ""
@@ -127,10 +129,16 @@ def features(X, n_in, dtype, name="X"):
                          f"has {n_in}")
     # Converting also takes care of big-endian and non-contiguous inputs.
     out = np.ascontiguousarray(arr, dtype=dtype)
-    bad = count_nonfinite(out)
+    if finite:
+        nonfinite_error(out, name)
+    return out
+
+
+def nonfinite_error(X, name="X"):
+    """Raise the ValueError for NaN or infinite entries of ``X``, if it has any."""
+    bad = count_nonfinite(X)
     if bad:
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
-    return out
 
 
 def targets(y, n_samples, n_out, dtype, name="y"):

@@ -439,9 +439,7 @@ class Network:
 
     def predict_proba(self, X):
         """Output-layer activations for each row of ``X``, shape (n_samples, n_out)."""
-        X = check.features(self._scaled(X)[0], self.sizes[0], self.dtype)
-        self._sync_parameters()
-        return self._backend.forward(self, X)[0]
+        return self._predict_rows(self._scaled(X)[0])
 
     def predict(self, X):
         """Class labels (argmax of the outputs) for classifiers; outputs for regression,
@@ -456,10 +454,9 @@ class Network:
     def score(self, X, y):
         """Accuracy for classifiers, R² (averaged over outputs) for regression."""
         X, y = self._scaled(X, y)
-        X = check.features(X, self.sizes[0], self.dtype)
+        X = check.features(X, self.sizes[0], self.dtype, finite=False)  # NaN: below
         labels, targets = check.targets(y, X.shape[0], self.sizes[-1], self.dtype)
-        self._sync_parameters()
-        out = self._backend.forward(self, X)[0]
+        out = self._predict_rows(X)
         if labels.size:
             return float(np.mean(np.argmax(out, axis=1) == labels))
         residual = np.sum((targets - out) ** 2, axis=0)
@@ -641,6 +638,20 @@ class Network:
                         epoch)
                 if on_epoch_end(epoch, mean_cost):
                     break
+
+    def _predict_rows(self, X):
+        """Output activations for raw rows ``X``, checked. A backend that flags
+        non-finite pre-activations itself (``forward_flagged``) spares the separate pass
+        over X that the NaN/inf check costs; only a flagged call counts them."""
+        flagged = getattr(self._backend, "forward_flagged", None)
+        X = check.features(X, self.sizes[0], self.dtype, finite=flagged is None)
+        self._sync_parameters()
+        if flagged is None:
+            return self._backend.forward(self, X)[0]
+        out, _, suspicious = flagged(self, X)
+        if suspicious:  # a bad input, or finite values that overflow on the way
+            check.nonfinite_error(X)
+        return out
 
     def _measure(self, X, labels, targets):
         """Mean cost and number correct (classification) of the network on checked arrays."""
