@@ -365,29 +365,39 @@ def goals(results, extra):
         if a is not None and b is not None:
             check(text, a / b >= need, f"{a / b:.1f}×")
 
-    m = med("seeds", "float32", "engine numba")
-    if m is not None:
-        check("seeds' net, float32: ≤ 50 ms per epoch", m <= 0.050, fmt_seconds(m))
-    ratio_check("seeds' net, float32: ≥ 15× faster than PyTorch", "seeds", "float32",
-                "PyTorch", "engine numba", 15)
-    ratio_check("seeds' net, float32: ≥ 4× faster than the NumPy oracle", "seeds", "float32",
-                "engine numpy", "engine numba", 4)
-    m = med("seeds", "float64", "engine numba")
-    if m is not None:
-        check("seeds' net, float64: ≤ 80 ms per epoch", m <= 0.080, fmt_seconds(m))
-    ratio_check("[784, 100, 10] cross-entropy: ≥ 10× faster than PyTorch", "ce100",
-                "float32", "PyTorch", "engine numba", 10)
-    best = [v for v in (med("deep", "float32", "engine numba"),
-                        med("deep", "float32", "engine numba-parallel")) if v is not None]
-    torch = med("deep", "float32", "PyTorch")
-    if best and torch is not None:
-        check("[784, 512, 256, 10] batch 128: no slower than PyTorch", min(best) <= torch,
-              f"{torch / min(best):.2f}× PyTorch's speed")
+    def engine_best(workload, dtype):
+        """The faster compiled backend's median and its name: a goal that names no
+        backend holds for the engine when either backend meets it."""
+        times = [(med(workload, dtype, f"engine {b}"), b) for b in ("numba", "numba-parallel")]
+        times = [(t, b) for t, b in times if t is not None]
+        return min(times) if times else (None, None)
+
+    def speed_check(text, workload, dtype, limit):
+        t, backend = engine_best(workload, dtype)
+        if t is not None:
+            check(text, t <= limit, f"{fmt_seconds(t)} ({backend})")
+
+    def faster_check(text, workload, dtype, peer, need):
+        t, backend = engine_best(workload, dtype)
+        other = med(workload, dtype, peer)
+        if t is not None and other is not None:
+            check(text, other / t >= need, f"{other / t:.2f}× ({backend})")
+
+    speed_check("seeds' net, float32: ≤ 50 ms per epoch", "seeds", "float32", 0.050)
+    faster_check("seeds' net, float32: ≥ 15× faster than PyTorch", "seeds", "float32",
+                 "PyTorch", 15)
+    faster_check("seeds' net, float32: ≥ 4× faster than the NumPy oracle", "seeds", "float32",
+                 "engine numpy", 4)
+    speed_check("seeds' net, float64: ≤ 80 ms per epoch", "seeds", "float64", 0.080)
+    faster_check("[784, 100, 10] cross-entropy: ≥ 10× faster than PyTorch", "ce100",
+                 "float32", "PyTorch", 10)
+    faster_check("[784, 512, 256, 10] batch 128: no slower than PyTorch", "deep", "float32",
+                 "PyTorch", 1)
     ratio_check("[784, 512, 256, 10] batch 128: numba-parallel ≥ 1.6× numba", "deep",
                 "float32", "engine numba", "engine numba-parallel", 1.6)
     for dtype in ("float32", "float64"):
-        ratio_check(f"prediction, 10,000 images ({dtype}): ≥ 2× faster than the oracle",
-                    "predict", dtype, "engine numpy", "engine numba", 2)
+        faster_check(f"prediction, 10,000 images ({dtype}): ≥ 2× faster than the oracle",
+                     "predict", dtype, "engine numpy", 2)
     for text, backend, dtype, value in extra:
         if "RSS" in text:
             check(f"memory ({backend}): {text} ≤ 64 MB", value <= 64, f"{value:.1f} MB")
