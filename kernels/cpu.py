@@ -245,6 +245,154 @@ def _pack8(typingctx, a, k, table, out, at):
     return nbtypes.int64(a, k, table, out, at), codegen
 
 
+# -- explicit vector loops over weight rows ---------------------------------------------------
+# The two loops that run once per (sample, input unit): a row of weights into a sample's
+# sums (forward pass) and a row's share of the update. LLVM vectorises the plain loops, but
+# over a runtime row length: every row then pays for trip-count checks and remainders, and
+# the sums go through memory between rows. Written here with 32-byte vectors, the sums stay
+# in registers over all rows and a row costs little more than its loads, FMAs and stores
+# (about 1.5x faster per row, measured on the seeds' rows). Contract for both: the arrays
+# are contiguous 1-D (or a contiguous row) of one float dtype, ``ids`` uint32, and the row
+# width a multiple of one vector (32 bytes: plan() pads rows to that).
+
+_I64 = ir.IntType(64)
+
+
+def _vector_type(context, dtype):
+    """(lanes, LLVM vector type) of one 32-byte register of ``dtype``."""
+    element = context.get_data_type(dtype)
+    lanes = 32 // context.get_abi_sizeof(element)
+    return lanes, ir.VectorType(element, lanes)
+
+
+def _row_kit(context, builder, dtype):
+    """Closures shared by the row loops: load/store a vector at an element offset, fused
+    multiply-add, broadcast."""
+    lanes, vt = _vector_type(context, dtype)
+    item = 32 // lanes
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vt, [vt, vt, vt]),
+        f"llvm.fma.v{lanes}{'f32' if lanes == 8 else 'f64'}")
+
+    def load(base, offset):
+        return builder.load(builder.bitcast(builder.gep(base, [offset]), vt.as_pointer()),
+                            align=item)
+
+    def store(value, base, offset):
+        builder.store(value, builder.bitcast(builder.gep(base, [offset]), vt.as_pointer()),
+                      align=item)
+
+    def splat(value):
+        v = builder.insert_element(ir.Constant(vt, None), value, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(v, ir.Constant(vt, None),
+                                      ir.Constant(ir.VectorType(ir.IntType(32), lanes), None))
+
+    def fused(a, b, c):
+        return builder.call(fma, [a, b, c])
+
+    return lanes, vt, load, store, splat, fused
+
+
+def _over_chunks(builder, width, lanes, chunk):
+    """Call ``chunk(first column, vectors)`` over a row of ``width`` elements: chunks of
+    four vectors (one 128-byte stretch), then single vectors."""
+    step = ir.Constant(_I64, 4 * lanes)
+    full = builder.mul(builder.udiv(width, step), step)
+    with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), full, step) as (col, _):
+        chunk(col, 4)
+    with cgutils.for_range_slice(builder, full, width, ir.Constant(_I64, lanes)) as (col, _):
+        chunk(col, 1)
+
+
+def _rows_signature_ok(float_arrays, ids):
+    dtypes = {a.dtype for a in float_arrays}
+    return (all(isinstance(a, nbtypes.Array) for a in float_arrays) and len(dtypes) == 1
+            and next(iter(dtypes)) in (nbtypes.float32, nbtypes.float64)
+            and isinstance(ids, nbtypes.Array) and ids.dtype == nbtypes.uint32)
+
+
+@intrinsic
+def _rows_dot(typingctx, z, wt, width, ids, x, count):
+    """``z[:width] += Σ_{t < count} x[k]·wt[k·width : (k + 1)·width]``, ``k = ids[t]``.
+
+    Per four-vector chunk of z: two sets of accumulators (even and odd t) in registers over
+    all rows, added at the end, so z is read and written once and consecutive rows do not
+    wait for each other's sums."""
+    if not _rows_signature_ok((z, wt, x), ids):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes, vt, load, store, splat, fused = _row_kit(context, builder, sig.args[0].dtype)
+        z_ptr, w_ptr, ids_ptr, x_ptr = (
+            context.make_array(sig.args[a])(context, builder, args[a]).data for a in (0, 1, 3, 4))
+        width = context.cast(builder, args[2], sig.args[2], nbtypes.int64)
+        count = context.cast(builder, args[5], sig.args[5], nbtypes.int64)
+        acc = [cgutils.alloca_once(builder, vt) for _ in range(8)]  # promoted to registers
+
+        def add_row(t, first_acc, n_vec, col):
+            k = builder.zext(builder.load(builder.gep(ids_ptr, [t])), _I64)
+            xk = splat(builder.load(builder.gep(x_ptr, [k])))
+            start = builder.add(builder.mul(k, width), col)
+            for u in range(n_vec):
+                w = load(w_ptr, builder.add(start, ir.Constant(_I64, u * lanes)))
+                a = acc[first_acc + u]
+                builder.store(fused(xk, w, builder.load(a)), a)
+
+        def chunk(col, n_vec):
+            for u in range(n_vec):
+                builder.store(load(z_ptr, builder.add(col, ir.Constant(_I64, u * lanes))), acc[u])
+                builder.store(ir.Constant(vt, None), acc[4 + u])
+            one = ir.Constant(_I64, 1)
+            with cgutils.for_range(builder, builder.lshr(count, one)) as loop:
+                t = builder.shl(loop.index, one)
+                add_row(t, 0, n_vec, col)
+                add_row(builder.add(t, one), 4, n_vec, col)
+            with builder.if_then(builder.trunc(count, ir.IntType(1))):  # odd count
+                add_row(builder.sub(count, one), 0, n_vec, col)
+            for u in range(n_vec):
+                total = builder.fadd(builder.load(acc[u]), builder.load(acc[4 + u]))
+                store(total, z_ptr, builder.add(col, ir.Constant(_I64, u * lanes)))
+
+        _over_chunks(builder, width, lanes, chunk)
+        return context.get_dummy_value()
+
+    return nbtypes.void(z, wt, width, ids, x, count), codegen
+
+
+@intrinsic
+def _rows_axpy(typingctx, wt, width, ids, x, t0, t1, coef, d):
+    """``wt[k·width : (k + 1)·width] += (coef·x[k])·d[:width]``, ``k = ids[t]``, for t in
+    [t0, t1): each row once, d held in registers per four-vector chunk. Rounds exactly like
+    the scalar ``w += (coef * x[k]) * d`` with a fused multiply-add."""
+    if not _rows_signature_ok((wt, x, d), ids):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes, vt, load, store, splat, fused = _row_kit(context, builder, sig.args[0].dtype)
+        w_ptr, ids_ptr, x_ptr, d_ptr = (
+            context.make_array(sig.args[a])(context, builder, args[a]).data for a in (0, 2, 3, 7))
+        width = context.cast(builder, args[1], sig.args[1], nbtypes.int64)
+        t0 = context.cast(builder, args[4], sig.args[4], nbtypes.int64)
+        t1 = context.cast(builder, args[5], sig.args[5], nbtypes.int64)
+        coef = context.cast(builder, args[6], sig.args[6], sig.args[0].dtype)
+
+        def chunk(col, n_vec):
+            dv = [load(d_ptr, builder.add(col, ir.Constant(_I64, u * lanes)))
+                  for u in range(n_vec)]
+            with cgutils.for_range_slice(builder, t0, t1, ir.Constant(_I64, 1)) as (t, _):
+                k = builder.zext(builder.load(builder.gep(ids_ptr, [t])), _I64)
+                c = splat(builder.fmul(coef, builder.load(builder.gep(x_ptr, [k]))))
+                start = builder.add(builder.mul(k, width), col)
+                for u in range(n_vec):
+                    at = builder.add(start, ir.Constant(_I64, u * lanes))
+                    store(fused(c, dv[u], load(w_ptr, at)), w_ptr, at)
+
+        _over_chunks(builder, width, lanes, chunk)
+        return context.get_dummy_value()
+
+    return nbtypes.void(wt, width, ids, x, t0, t1, coef, d), codegen
+
+
 @intrinsic
 def _exp2i(typingctx, n):
     """2**n for a float ``n`` holding a whole number in the normal exponent range (built
@@ -520,7 +668,8 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
     count is 0 only for finite inputs, and prediction needs no separate pass over X."""
     n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
     t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
-    wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
+    w_rows = work[t_off:t_off + (n_in + 1) * pad]
+    wt = w_rows.reshape((n_in + 1, pad))
     last = layer == lay.shape[1] - 1
     sparse_before = True
     suspicious = 0
@@ -540,19 +689,7 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
         zero = z.dtype.type(0)
         for j in range(pad):
             z[j] = wt[n_in, j] if with_bias else zero
-        t = 0
-        while t + 4 <= count:  # four rows per pass: one load and store of z serves four
-            k0, k1, k2, k3 = ids[t], ids[t + 1], ids[t + 2], ids[t + 3]
-            a0, a1, a2, a3 = a[k0], a[k1], a[k2], a[k3]
-            for j in range(pad):
-                z[j] += (a0 * wt[k0, j] + a1 * wt[k1, j]) + (a2 * wt[k2, j] + a3 * wt[k3, j])
-            t += 4
-        while t < count:
-            k0 = ids[t]
-            a0 = a[k0]
-            for j in range(pad):
-                z[j] += a0 * wt[k0, j]
-            t += 1
+        _rows_dot(z, w_rows, pad, ids, a, count)
         if layer == 1:
             probe = zero
             for j in range(pad):
@@ -633,7 +770,8 @@ def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
     row range, so splitting rows over threads changes no result."""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
-    wt = tgt[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
+    w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
+    wt = w_rows.reshape((n_in + 1, pad))
     if k1 == n_in and with_bias:
         for i in range(m):
             d = deltas[i, a_off:a_off + pad]
@@ -658,15 +796,13 @@ def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
         d = deltas[i, a_off:a_off + pad]
         if count >= 0:
             ids = idx[i, i_off:i_off + n_in]  # ascending
-            t = 0
-            while t < count and ids[t] < k0:
-                t += 1
-            while t < count and ids[t] < k1:
-                k = ids[t]
-                c = coef * a[k]
-                for j in range(pad):
-                    wt[k, j] += c * d[j]
-                t += 1
+            lo = 0
+            while lo < count and ids[lo] < k0:
+                lo += 1
+            hi = lo
+            while hi < count and ids[hi] < k1:
+                hi += 1
+            _rows_axpy(w_rows, pad, ids, a, lo, hi, coef, d)
             continue
         src, row, col = _input_row(X, order, pos, q0, acts, lay, layer)
         a0 = src[row, col:col + n_in]
