@@ -1113,7 +1113,7 @@ def _compile(func, parallel, features=True):
                               func.__defaults__, func.__closure__)
     twin.__qualname__ = func.__qualname__ + suffix
     twin.__doc__ = func.__doc__
-    return njit(parallel=parallel, **_JIT)(twin)
+    return njit(parallel=parallel, no_cfunc_wrapper=True, **_JIT)(twin)
 
 
 # The seeds' SGD (with or without progress chunks) runs the plain twins: the optimiser, L2,
