@@ -99,6 +99,14 @@ _HELPER = dict(_JIT, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 # array argument they write overlaps another of their array arguments (arrays that are
 # only read may share memory).
 _HELPER_LEAF = dict(_LEAF, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+# Compile time (a first fit compiles every helper it reaches): helpers are only called from
+# compiled code, so they get no CPython or cfunc wrapper (calling one from Python would
+# crash). Each separately compiled helper also costs a fixed amount of work, and its code
+# is optimised and turned into machine code again inside every caller, so the small or
+# single-caller ones are inlined at Numba's IR level instead (_INLINE). Not inlined: the
+# noalias leaves, helpers with many call sites, and those whose inlining lets LLVM reorder
+# a sum (_output_delta_and_cost, _softplus, _derivative_times: the cost would change in
+# the last bits).
 _INLINE = dict(_HELPER, inline="always")
 
 _FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
@@ -686,7 +694,7 @@ def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
                 wt[k, j] += c * d[j]
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _output_layer(i0, i1, lay, acts, z_out, deltas, labels, targets, order, pos, output,
                   cost, sample_cost):
     """Output errors δ^L and costs of samples i0..i1-1."""
@@ -1113,7 +1121,9 @@ def _compile(func, parallel, features=True):
                               func.__defaults__, func.__closure__)
     twin.__qualname__ = func.__qualname__ + suffix
     twin.__doc__ = func.__doc__
-    return njit(parallel=parallel, no_cfunc_wrapper=True, **_JIT)(twin)
+    # No reference counting (the kernels allocate nothing; the caller keeps every array
+    # alive) and no cfunc wrapper (they are only called from Python): less to compile.
+    return njit(parallel=parallel, no_cfunc_wrapper=True, _nrt=False, **_JIT)(twin)
 
 
 # The seeds' SGD (with or without progress chunks) runs the plain twins: the optimiser, L2,
