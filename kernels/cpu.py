@@ -94,11 +94,20 @@ _LEAF = dict(_JIT, pipeline_class=_NO_ALIAS) if _NO_ALIAS is not None else _JIT
 # Every helper below the two kernels runs without Numba's reference counting (_nrt=False):
 # each array view would otherwise cost two atomic updates, which took a sixth of an epoch.
 # They allocate nothing and return no new arrays (the kernels keep everything alive).
-_HELPER = dict(_JIT, _nrt=False)
+_HELPER = dict(_JIT, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 # The per-layer helpers with the hot loops also get noalias arguments. Their contract: no
 # array argument they write overlaps another of their array arguments (arrays that are
 # only read may share memory).
-_HELPER_LEAF = dict(_LEAF, _nrt=False)
+_HELPER_LEAF = dict(_LEAF, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+# Compile time (a first fit compiles every helper it reaches): helpers are only called from
+# compiled code, so they get no CPython or cfunc wrapper (calling one from Python would
+# crash). Each separately compiled helper also costs a fixed amount of work, and its code
+# is optimised and turned into machine code again inside every caller, so the small or
+# single-caller ones are inlined at Numba's IR level instead (_INLINE). Not inlined: the
+# noalias leaves, helpers with many call sites, and those whose inlining lets LLVM reorder
+# a sum (_output_delta_and_cost, _softplus, _derivative_times: the cost would change in
+# the last bits).
+_INLINE = dict(_HELPER, inline="always")
 
 _FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
 
@@ -460,7 +469,7 @@ def _exp_nonpositive_impl(x):
 # -- parameters <-> working layout ---------------------------------------------------------
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _layer_params(lay):
     """Number of weights and biases (``params`` holds batch norm's γ and β after them)."""
     depth = lay.shape[1] - 1
@@ -501,7 +510,7 @@ def _store_work(work, lay, params):
     _copy_tail(work, params, params.size - _layer_params(lay))
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _copy_tail(src, dst, n_tail):
     """Batch normalisation's γ and β: the last ``n_tail`` entries in both layouts."""
     for k in range(n_tail):
@@ -511,7 +520,7 @@ def _copy_tail(src, dst, n_tail):
 # -- element-wise pieces ---------------------------------------------------------------------
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _activate(v, n, code):
     """Replace the pre-activations ``v[:n]`` (one sample's layer) by activations."""
     one = v.dtype.type(1)
@@ -617,7 +626,7 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
 # -- the dense pieces: whole-vector loops along rows of the working layout -------------------
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _nonzero_list(a, n_in, idx, at, density, count_first):
     """Indices of the non-zero ``a[:n_in]`` into ``idx[at:]`` (which has 8 spare entries
     after them), and their count; -1 when more than ``density`` of the inputs are non-zero.
@@ -640,7 +649,7 @@ def _nonzero_list(a, n_in, idx, at, density, count_first):
     return count if count <= limit else -1
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _input_row(X, order, pos, i, acts, lay, layer):
     """Where sample ``i``'s input to ``layer`` is: ``(array, row, first column)`` (its row
     of X, or the previous layer's output in ``acts``)."""
@@ -778,7 +787,7 @@ def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
             for j in range(pad):
                 wt[n_in, j] += coef * d[j]
     # dense samples wait in a queue of four
-    q0 = q1 = q2 = 0
+    q0 = q1 = q2 = np.int64(0)  # a literal 0 would compile _input_row a second time
     queued = 0
     for i in range(m):
         count = nnz[i, layer]
@@ -832,7 +841,7 @@ def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
                 wt[k, j] += c * d[j]
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _output_layer(i0, i1, lay, acts, z_out, deltas, labels, targets, order, pos, output,
                   cost, sample_cost):
     """Output errors δ^L and costs of samples i0..i1-1."""
@@ -851,7 +860,7 @@ def _output_layer(i0, i1, lay, acts, z_out, deltas, labels, targets, order, pos,
 # O(batch × units) or O(parameters) work per mini-batch, serial in both twins.
 
 
-@njit(**_HELPER)
+@njit(**_INLINE)
 def _mask_column(lay, layer):
     """First column of hidden ``layer``'s units in a dropout mask row (hidden layers in
     order, unpadded)."""
@@ -1264,7 +1273,9 @@ def _compile(func, parallel, features=True):
                               func.__defaults__, func.__closure__)
     twin.__qualname__ = func.__qualname__ + suffix
     twin.__doc__ = func.__doc__
-    return njit(parallel=parallel, **_JIT)(twin)
+    # No reference counting (the kernels allocate nothing; the caller keeps every array
+    # alive) and no cfunc wrapper (they are only called from Python): less to compile.
+    return njit(parallel=parallel, no_cfunc_wrapper=True, _nrt=False, **_JIT)(twin)
 
 
 # The seeds' SGD (with or without progress chunks) runs the plain twins: the optimiser, L2,
