@@ -1220,10 +1220,12 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
 
 
 def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts, z_out, idx,
-                 nnz, density, all_idx, bn_running, bn_eps):
+                 nnz, suspicious, density, all_idx, bn_running, bn_eps):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
     pre-activations ``out_z`` (both (n, n_out), params' dtype) and returns how many rows
-    had a NaN or infinite first-layer pre-activation (see :func:`_forward_layer`).
+    had a NaN or infinite first-layer pre-activation (see :func:`_forward_layer`; counted
+    per scratch slot in ``suspicious``, int64 (slots,), since a reduction across threads
+    would need Numba's runtime).
     Batch-normalised layers use their running statistics ``bn_running`` (see
     :func:`train_batches`).
 
@@ -1238,7 +1240,8 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
     slots, block = acts.shape[0], acts.shape[1]
     n_blocks = (n_rows + block - 1) // block
     i_0 = np.int64(0)
-    suspicious = 0
+    for s in range(slots):
+        suspicious[s] = 0
     for first in range(0, n_blocks, slots):
         for s in prange(min(slots, n_blocks - first)):
             lo = (first + s) * block
@@ -1246,9 +1249,9 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
             for layer in range(1, depth + 1):
                 normalised = lay[BN, layer] >= 0
                 code = output if layer == depth else (IDENTITY if normalised else hidden)
-                suspicious += _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s],
-                                             z_out[s], idx[s], nnz[s], all_idx, density, code,
-                                             not normalised)
+                suspicious[s] += _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s],
+                                                z_out[s], idx[s], nnz[s], all_idx, density,
+                                                code, not normalised)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
                                           hidden)
@@ -1256,7 +1259,10 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
                 for j in range(n_out):
                     out_a[lo + i, j] = acts[s, i, a_off + j]
                     out_z[lo + i, j] = z_out[s, i, j]
-    return suspicious
+    total = 0
+    for s in range(slots):
+        total += suspicious[s]
+    return total
 
 
 def _compile(func, parallel, features=True):

@@ -191,7 +191,7 @@ class NumbaBackend:
             np.empty((slots, block, act_width), net.dtype),
             np.empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
             np.empty((slots, block, idx_width + 8), np.uint32),
-            np.empty((slots, block, depth + 1), np.int64),
+            np.empty((slots, block, depth + 1), np.int64), np.empty(slots, np.int64),
             float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
             float(config.BN_EPS))
         return out_a, out_z, suspicious
