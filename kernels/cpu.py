@@ -275,13 +275,15 @@ def _vector_type(context, dtype):
 
 
 def _row_kit(context, builder, dtype):
-    """Closures shared by the row loops: load/store a vector at an element offset, fused
-    multiply-add, broadcast."""
+    """Closures shared by the row loops: load/store a vector at an element offset,
+    multiply-add, broadcast. The multiply-add is ``llvm.fmuladd``: one fused instruction
+    where the CPU has FMA (as ``fastmath`` "contract" gives the plain loops), a multiply and
+    an add where it has not, rather than a slow exact software fma."""
     lanes, vt = _vector_type(context, dtype)
     item = 32 // lanes
     fma = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(vt, [vt, vt, vt]),
-        f"llvm.fma.v{lanes}{'f32' if lanes == 8 else 'f64'}")
+        f"llvm.fmuladd.v{lanes}{'f32' if lanes == 8 else 'f64'}")
 
     def load(base, offset):
         return builder.load(builder.bitcast(builder.gep(base, [offset]), vt.as_pointer()),
@@ -372,7 +374,7 @@ def _rows_dot(typingctx, z, wt, width, ids, x, count):
 def _rows_axpy(typingctx, wt, width, ids, x, t0, t1, coef, d):
     """``wt[k·width : (k + 1)·width] += (coef·x[k])·d[:width]``, ``k = ids[t]``, for t in
     [t0, t1): each row once, d held in registers per four-vector chunk. Rounds exactly like
-    the scalar ``w += (coef * x[k]) * d`` with a fused multiply-add."""
+    the plain loop ``w += (coef * x[k]) * d`` compiled with "contract"."""
     if not _rows_signature_ok((wt, x, d), ids):
         return None
 
