@@ -73,6 +73,25 @@ def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, dtype):
     assert relative_error(nets[0]._params, oracle._params) <= RTOL_EPOCH[dtype]
 
 
+@pytest.mark.parametrize("pad_bytes", [32, 40, 96])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_row_lengths_that_end_in_single_vectors_match_oracle(monkeypatch, pad_bytes, dtype):
+    """Rows padded to 32 or 96 bytes (40 rounds up to 64) leave single vectors after the
+    four-vector chunks of the row loops; both parts must be summed and updated."""
+    monkeypatch.setattr(config, "PAD_BYTES", pad_bytes)
+    X, y = sparse_task(n=120, zeros=0.6)
+    nets = [engine.Network([37, 21, 5, 4], activation="tanh", output="softmax",
+                           cost="cross_entropy", dtype=dtype, backend=b, seed=2)
+            for b in ("numpy", "numba")]
+    widths = nets[1]._backend._plan(nets[1])[0][cpu.PAD, 1:] * np.dtype(dtype).itemsize
+    assert np.all(widths % 32 == 0) and np.any(widths % 128 != 0)
+    for net in nets:
+        net.fit(X, y, epochs=1, batch_size=4, lr=0.05)
+    assert relative_error(nets[1]._params, nets[0]._params) <= RTOL_EPOCH[dtype]
+    expected = nets[0].predict_proba(X)
+    assert relative_error(nets[1].predict_proba(X), expected) <= RTOL_EPOCH[dtype]
+
+
 @pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
 def test_prediction_over_many_blocks_matches_oracle(monkeypatch, backend):
     monkeypatch.setattr(config, "PREDICT_BLOCK_ROWS", 16)
