@@ -16,8 +16,9 @@ Working layout
 --------------
 A kernel call first copies the parameters into ``work``, where layer ``l`` is stored
 transposed and padded: ``Wt_l`` with shape ``(n_in + 1, P_l)``, the weights of input ``k``
-in row ``k`` and the bias in the last row (``P_l`` is ``n`` rounded up to a multiple of
-``pad_units``, from ``config.PAD_BYTES``; the padding columns are zero). Every inner loop then runs along a contiguous row of whole vectors, whatever
+in row ``k`` and the bias in the last row (``P_l`` is ``n`` rounded up to a whole number
+of ``config.PAD_BYTES``, itself rounded up to whole 32-byte vectors; the padding columns
+are zero). Every inner loop then runs along a contiguous row of whole vectors, whatever
 the layer sizes, and one input unit's weights are one row, so a sample whose inputs are
 mostly zero touches only the rows of its non-zero inputs (in the forward pass and in the
 update). Training writes the updated parameters back at the end of the call.
@@ -115,10 +116,12 @@ _FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
 SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN = range(9)
 
 
-def plan(sizes, pad_units, bn_off=None):
-    """Working layout of the kernels for a network with layer widths ``sizes``, each
-    layer's units padded to a multiple of ``pad_units``; ``bn_off[l - 1]`` is the first
-    batch-normalised unit of layer ``l`` or -1 (default: no batch normalisation).
+def plan(sizes, pad_bytes, itemsize, bn_off=None):
+    """Working layout of the kernels for a network with layer widths ``sizes`` and
+    parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
+    ``pad_bytes`` rounded up to whole 32-byte vectors (the row loops work in vectors);
+    ``bn_off[l - 1]`` is the first batch-normalised unit of layer ``l`` or -1 (default: no
+    batch normalisation).
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
     ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN``, one column per layer)
@@ -127,6 +130,7 @@ def plan(sizes, pad_units, bn_off=None):
     row, and one sample's input index lists (allocate 8 more: see :func:`_pack8`).
     """
     sizes = [int(n) for n in sizes]
+    pad_units = 32 * max(1, -(-int(pad_bytes) // 32)) // int(itemsize)
     depth = len(sizes) - 1
     lay = np.zeros((9, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes

@@ -112,10 +112,8 @@ class NumbaBackend:
         """The kernels' working layout for this network (cached per shape and dtype)."""
         key = (tuple(net.sizes), net.dtype, tuple(net._bn_off))
         if key != self._plan_key:
-            # whole 32-byte vectors per row: the kernels' row loops need them
-            pad_bytes = 32 * max(1, -(-int(config.PAD_BYTES) // 32))
-            pad_units = pad_bytes // net.dtype.itemsize
-            self._layout = self._cpu.plan(net.sizes, pad_units, net._bn_off)
+            self._layout = self._cpu.plan(net.sizes, config.PAD_BYTES, net.dtype.itemsize,
+                                          net._bn_off)
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
             self._plan_key = key
         return self._layout
