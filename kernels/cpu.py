@@ -319,6 +319,13 @@ def _over_chunks(builder, width, lanes, chunk):
         chunk(col, 1)
 
 
+def _indexed_row(builder, ids_ptr, x_ptr, t, width, col):
+    """For entry ``t`` of the index list: ``x[ids[t]]`` and the element offset of column
+    ``col`` of weight row ``ids[t]`` (rows of ``width`` elements)."""
+    k = builder.zext(builder.load(builder.gep(ids_ptr, [t])), _I64)
+    return builder.load(builder.gep(x_ptr, [k])), builder.add(builder.mul(k, width), col)
+
+
 def _rows_signature_ok(float_arrays, ids):
     dtypes = {a.dtype for a in float_arrays}
     return (all(isinstance(a, nbtypes.Array) for a in float_arrays) and len(dtypes) == 1
@@ -345,9 +352,8 @@ def _rows_dot(typingctx, z, wt, width, ids, x, count):
         acc = [cgutils.alloca_once(builder, vt) for _ in range(8)]  # promoted to registers
 
         def add_row(t, first_acc, n_vec, col):
-            k = builder.zext(builder.load(builder.gep(ids_ptr, [t])), _I64)
-            xk = splat(builder.load(builder.gep(x_ptr, [k])))
-            start = builder.add(builder.mul(k, width), col)
+            x_k, start = _indexed_row(builder, ids_ptr, x_ptr, t, width, col)
+            xk = splat(x_k)
             for u in range(n_vec):
                 w = load(w_ptr, builder.add(start, ir.Constant(_I64, u * lanes)))
                 a = acc[first_acc + u]
@@ -395,9 +401,8 @@ def _rows_axpy(typingctx, wt, width, ids, x, t0, t1, coef, d):
             dv = [load(d_ptr, builder.add(col, ir.Constant(_I64, u * lanes)))
                   for u in range(n_vec)]
             with cgutils.for_range_slice(builder, t0, t1, ir.Constant(_I64, 1)) as (t, _):
-                k = builder.zext(builder.load(builder.gep(ids_ptr, [t])), _I64)
-                c = splat(builder.fmul(coef, builder.load(builder.gep(x_ptr, [k]))))
-                start = builder.add(builder.mul(k, width), col)
+                x_k, start = _indexed_row(builder, ids_ptr, x_ptr, t, width, col)
+                c = splat(builder.fmul(coef, x_k))
                 for u in range(n_vec):
                     at = builder.add(start, ir.Constant(_I64, u * lanes))
                     store(fused(c, dv[u], load(w_ptr, at)), w_ptr, at)
