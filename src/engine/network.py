@@ -439,7 +439,7 @@ class Network:
 
     def predict_proba(self, X):
         """Output-layer activations for each row of ``X``, shape (n_samples, n_out)."""
-        return self._predict_rows(self._scaled(X)[0])
+        return self._predict_rows(self._prediction_input(self._scaled(X)[0]))
 
     def predict(self, X):
         """Class labels (argmax of the outputs) for classifiers; outputs for regression,
@@ -454,7 +454,7 @@ class Network:
     def score(self, X, y):
         """Accuracy for classifiers, R² (averaged over outputs) for regression."""
         X, y = self._scaled(X, y)
-        X = check.features(X, self.sizes[0], self.dtype, finite=False)  # NaN: below
+        X = self._prediction_input(X)
         labels, targets = check.targets(y, X.shape[0], self.sizes[-1], self.dtype)
         out = self._predict_rows(X)
         if labels.size:
@@ -639,16 +639,19 @@ class Network:
                 if on_epoch_end(epoch, mean_cost):
                     break
 
+    def _prediction_input(self, X):
+        """``X`` checked for :meth:`_predict_rows`. A backend that flags non-finite
+        pre-activations itself (``forward_flagged``) spares the separate NaN/inf pass over
+        X; :meth:`_predict_rows` counts them only when a row is flagged."""
+        flags = hasattr(self._backend, "forward_flagged")
+        return check.features(X, self.sizes[0], self.dtype, finite=not flags)
+
     def _predict_rows(self, X):
-        """Output activations for raw rows ``X``, checked. A backend that flags
-        non-finite pre-activations itself (``forward_flagged``) spares the separate pass
-        over X that the NaN/inf check costs; only a flagged call counts them."""
-        flagged = getattr(self._backend, "forward_flagged", None)
-        X = check.features(X, self.sizes[0], self.dtype, finite=flagged is None)
+        """Output activations for rows ``X`` from :meth:`_prediction_input`."""
         self._sync_parameters()
-        if flagged is None:
+        if not hasattr(self._backend, "forward_flagged"):
             return self._backend.forward(self, X)[0]
-        out, _, suspicious = flagged(self, X)
+        out, _, suspicious = self._backend.forward_flagged(self, X)
         if suspicious:  # a bad input, or finite values that overflow on the way
             check.nonfinite_error(X)
         return out
