@@ -204,11 +204,17 @@ def test_console_script_and_module(tmp_path):
     assert "--batch-size" in out.stdout
 
 
+def _default_sigint():
+    # A shell without job control starts background jobs with SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler; give the child Ctrl-C as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_model_and_history(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "train", "--data", "mnist-sample", "--epochs", "1000",
          "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=_env(tmp_path))
+        env=_env(tmp_path), preexec_fn=_default_sigint)
     try:
         for line in proc.stdout:
             if line.startswith("Epoch 1:"):
