@@ -414,6 +414,74 @@ def _rows_axpy(typingctx, wt, width, ids, x, t0, t1, coef, d):
 
 
 @intrinsic
+def _columns_update(typingctx, wt, width, k0, k1, counts, bucket, who, vals, d, d_off, coef):
+    """``wt[k·width : (k + 1)·width] += coef·Σ_{p} vals[p]·d[who[p], d_off : d_off + width]``
+    over ``p`` in ``[k·bucket, k·bucket + counts[k])``, for each row k in [k0, k1): the
+    update of a weight matrix from a mini-batch whose inputs are listed column by column
+    (see :func:`_update_by_columns`).
+
+    Columns outermost, four vectors at a time: the δ of a whole mini-batch for those
+    columns stays in L1 while every row is visited, the sums gather in registers (two sets,
+    even and odd p) and each weight is read and written once per mini-batch."""
+    floats = (wt, vals, d)
+    if not (all(isinstance(a, nbtypes.Array) for a in floats)
+            and len({a.dtype for a in floats}) == 1 and wt.dtype in (nbtypes.float32,
+                                                                    nbtypes.float64)
+            and d.ndim == 2 and isinstance(counts, nbtypes.Array)
+            and counts.dtype == nbtypes.int64 and isinstance(who, nbtypes.Array)
+            and who.dtype == nbtypes.uint32):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes, vt, load, store, splat, fused = _row_kit(context, builder, sig.args[0].dtype)
+        w_ptr, s_ptr, who_ptr, v_ptr = (
+            context.make_array(sig.args[a])(context, builder, args[a]).data for a in (0, 4, 6, 7))
+        d_arr = context.make_array(sig.args[8])(context, builder, args[8])
+        d_ptr = d_arr.data
+        item = ir.Constant(_I64, 32 // lanes)
+        d_stride = builder.udiv(cgutils.unpack_tuple(builder, d_arr.strides, 2)[0], item)
+        width, k0, k1, bucket, d_off = (
+            context.cast(builder, args[a], sig.args[a], nbtypes.int64) for a in (1, 2, 3, 5, 9))
+        coef = splat(context.cast(builder, args[10], sig.args[10], sig.args[0].dtype))
+        acc = [cgutils.alloca_once(builder, vt) for _ in range(8)]  # promoted to registers
+        one = ir.Constant(_I64, 1)
+
+        def add_sample(p, first_acc, n_vec, col):
+            i = builder.zext(builder.load(builder.gep(who_ptr, [p])), _I64)
+            x = splat(builder.load(builder.gep(v_ptr, [p])))
+            start = builder.add(builder.mul(i, d_stride), builder.add(d_off, col))
+            for u in range(n_vec):
+                dv = load(d_ptr, builder.add(start, ir.Constant(_I64, u * lanes)))
+                a = acc[first_acc + u]
+                builder.store(fused(x, dv, builder.load(a)), a)
+
+        def chunk(col, n_vec):
+            with cgutils.for_range_slice(builder, k0, k1, one) as (k, _):
+                p0 = builder.mul(k, bucket)
+                n = builder.load(builder.gep(s_ptr, [k]))
+                p1 = builder.add(p0, n)
+                with builder.if_then(builder.icmp_signed(">", n, ir.Constant(_I64, 0))):
+                    for a in acc:
+                        builder.store(ir.Constant(vt, None), a)
+                    with cgutils.for_range(builder, builder.lshr(n, one)) as loop:
+                        p = builder.add(p0, builder.shl(loop.index, one))
+                        add_sample(p, 0, n_vec, col)
+                        add_sample(builder.add(p, one), 4, n_vec, col)
+                    with builder.if_then(builder.trunc(n, ir.IntType(1))):  # odd count
+                        add_sample(builder.sub(p1, one), 0, n_vec, col)
+                    row = builder.add(builder.mul(k, width), col)
+                    for u in range(n_vec):
+                        total = builder.fadd(builder.load(acc[u]), builder.load(acc[4 + u]))
+                        at = builder.add(row, ir.Constant(_I64, u * lanes))
+                        store(fused(coef, total, load(w_ptr, at)), w_ptr, at)
+
+        _over_chunks(builder, width, lanes, chunk)
+        return context.get_dummy_value()
+
+    return nbtypes.void(wt, width, k0, k1, counts, bucket, who, vals, d, d_off, coef), codegen
+
+
+@intrinsic
 def _exp2i(typingctx, n):
     """2**n for a float ``n`` holding a whole number in the normal exponent range (built
     from its bits: a shift and a bit-cast, which vectorise, where ``ldexp`` is a call)."""
@@ -780,10 +848,11 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
 
 
 @njit(**_HELPER_LEAF)
-def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
-                  all_idx, with_bias):
+def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
+                       nnz, all_idx, with_bias):
     """Rows k0..k1-1 of layer's transposed weights in ``tgt`` (and the bias, with the last
-    rows): += coef·Σ_i a_i[k]·δ_i.
+    rows): += coef·Σ_i a_i[k]·δ_i, sample by sample (for small mini-batches or layers:
+    see :func:`train_batches`).
 
     A sample with an input index list updates only those rows; the others go four at a
     time over every row. Each element sums the samples in the same order whatever the
@@ -850,6 +919,62 @@ def _update_layer(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
             c = coef * a[k]
             for j in range(pad):
                 wt[k, j] += c * d[j]
+
+
+@njit(**_HELPER_LEAF)
+def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
+                       nnz, col_count, col_who, col_val, with_bias):
+    """Rows k0..k1-1 of layer's transposed weights in ``tgt`` (and the bias, with the last
+    rows): += coef·Σ_i a_i[k]·δ_i, each weight's sum gathered in registers (for large
+    mini-batches and layers: see :func:`train_batches`).
+
+    First lists the mini-batch's non-zero inputs k0..k1-1 column by column: input k's are
+    the ``col_count[k]`` entries from ``k·m`` of ``col_who`` (the sample, ascending) and
+    ``col_val`` (the value), from the samples' index lists where the forward pass made
+    them, else from their rows (NaN counts as non-zero: it must propagate). Each element
+    sums the samples in the same order whatever the row range, so splitting rows over
+    threads changes no result."""
+    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+    t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
+    w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
+    if k1 == n_in and with_bias:
+        bias = w_rows[n_in * pad:]
+        for i in range(m):
+            d = deltas[i, a_off:a_off + pad]
+            for j in range(pad):
+                bias[j] += coef * d[j]
+    for k in range(k0, k1):
+        col_count[k] = 0
+    for i in range(m):
+        count = nnz[i, layer]
+        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
+        a = src[row, col:col + n_in]
+        if count >= 0:
+            ids = idx[i, i_off:i_off + n_in]  # ascending
+            t = 0
+            if k0 > 0:  # bisect: a thread's block of rows is a short stretch of the list
+                hi = count
+                while t < hi:
+                    mid = (t + hi) >> 1
+                    if ids[mid] < k0:
+                        t = mid + 1
+                    else:
+                        hi = mid
+            while t < count and ids[t] < k1:
+                k = ids[t]
+                p = k * m + col_count[k]
+                col_who[p] = i
+                col_val[p] = a[k]
+                col_count[k] += 1
+                t += 1
+        else:
+            for k in range(k0, k1):
+                v = a[k]
+                p = k * m + col_count[k]
+                col_who[p] = i  # branch-free: overwritten unless v is kept
+                col_val[p] = v
+                col_count[k] += v != 0
+    _columns_update(w_rows, pad, k0, k1, col_count, m, col_who, col_val, deltas, a_off, coef)
 
 
 @njit(**_INLINE)
@@ -1099,7 +1224,8 @@ def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, s
 
 def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, order,
                   start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, nnz,
-                  sample_cost, all_idx, density, parallel_work, row_block,
+                  sample_cost, col_count, col_who, col_val, all_idx, density,
+                  parallel_work, row_block, column_batch, column_pad,
                   opt_code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
                   pre_drop, bn_running, bn_zhat, bn_inv_std):
     """Run the mini-batches ``order[start:stop]`` (in steps of ``batch_size``), in place.
@@ -1109,12 +1235,16 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     used when non-empty); ``order`` int64 row indices; ``grads`` like ``params``. Scratch:
     ``work`` and ``gwork`` (work_size,), ``acts`` and ``deltas`` (batch_size, act_width),
     ``z_out`` (batch_size, P_L), ``idx`` uint32 (batch_size, idx_width + 8), ``nnz`` int64
-    (batch_size, L + 1), ``sample_cost`` (batch_size,), ``all_idx`` uint32
-    ``arange(max(sizes))``. None of these arrays may overlap. ``start`` must be a multiple
-    of batch_size within the epoch so that chunked calls form the same batches as one call.
+    (batch_size, L + 1), ``sample_cost`` (batch_size,), ``col_count`` int64
+    (max(sizes)), ``col_who`` uint32 and ``col_val`` (batch_size · max(sizes)),
+    ``all_idx`` uint32 ``arange(max(sizes))``. None of these arrays may overlap.
+    ``start`` must be a multiple of batch_size within the epoch so that chunked calls form
+    the same batches as one call.
     ``density``: see the module docstring; ``parallel_work``: multiply-adds from which a
     step uses threads; ``row_block``: rows of a weight matrix per thread task in the
-    update.
+    update; ``column_batch`` and ``column_pad``: the smallest mini-batch and padded layer
+    width (units) whose update sums each weight's share over the mini-batch first
+    (:func:`_update_by_columns`, else :func:`_update_by_samples`).
 
     Training features (plain arrays; empty ones switch a feature off):
 
@@ -1208,14 +1338,25 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                                          bn_inv_std, gwork)
             n_in = lay[SIZE, layer - 1]
             with_bias = lay[BN, layer] < 0
-            if threads and n_in > row_block:
+            if m >= column_batch and pad >= column_pad:
+                if threads and n_in > row_block:
+                    for blk in prange(-(-n_in // row_block)):
+                        _update_by_columns(layer, blk * row_block,
+                                           min(n_in, (blk + 1) * row_block), m, coef, lay, tgt,
+                                           X, order, pos, acts, deltas, idx, nnz, col_count,
+                                           col_who, col_val, with_bias)
+                else:
+                    _update_by_columns(layer, i_0, n_in, m, coef, lay, tgt, X, order, pos,
+                                       acts, deltas, idx, nnz, col_count, col_who, col_val,
+                                       with_bias)
+            elif threads and n_in > row_block:
                 for blk in prange(-(-n_in // row_block)):
-                    _update_layer(layer, blk * row_block, min(n_in, (blk + 1) * row_block), m,
-                                  coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
-                                  all_idx, with_bias)
+                    _update_by_samples(layer, blk * row_block, min(n_in, (blk + 1) * row_block),
+                                       m, coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
+                                       all_idx, with_bias)
             else:
-                _update_layer(layer, i_0, n_in, m, coef, lay, tgt, X, order, pos, acts,
-                              deltas, idx, nnz, all_idx, with_bias)
+                _update_by_samples(layer, i_0, n_in, m, coef, lay, tgt, X, order, pos, acts,
+                                   deltas, idx, nnz, all_idx, with_bias)
         if not gradient_only:
             opt_step[0] += 1
         if _FEATURES and gather and not gradient_only:

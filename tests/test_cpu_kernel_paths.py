@@ -2,7 +2,9 @@
 
 The kernels choose at run time between paths that must give the same numbers up to
 rounding: index lists of non-zero inputs or every input (``config.SPARSE_MAX_DENSITY``),
-serial steps or threads (``config.PARALLEL_MIN_WORK``), one or several prediction blocks.
+serial steps or threads (``config.PARALLEL_MIN_WORK``), a weight update sample by sample or
+summed per weight over the mini-batch (``config.COLUMN_UPDATE_MIN_*``), one or several
+prediction blocks.
 Default settings send small test networks down only some of them, so these tests force
 each one. Tolerances as in test_oracle_agreement.py: float64 parameters after an epoch
 1e-10 relative (rounding carried over 100+ mini-batches of a contractive map), float32
@@ -23,6 +25,15 @@ def relative_error(actual, expected):
     return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30)
 
 
+@pytest.fixture(params=["by-samples", "by-columns"])
+def update_path(request, monkeypatch):
+    """Force the weight update down one path for every layer and batch size."""
+    by_columns = request.param == "by-columns"
+    monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_BATCH", 1 if by_columns else 10**9)
+    monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_ROW_BYTES", 0 if by_columns else 10**9)
+    return request.param
+
+
 def sparse_task(n=300, n_in=37, n_out=4, zeros=0.7, seed=0):
     """Inputs with a fraction ``zeros`` of exact zeros; n_in not a multiple of 8 so the
     vector compress and its scalar tail both run."""
@@ -39,8 +50,8 @@ def sparse_task(n=300, n_in=37, n_out=4, zeros=0.7, seed=0):
 @pytest.mark.parametrize("hidden,output,cost", [("sigmoid", "sigmoid", "quadratic"),
                                                 ("relu", "softmax", "cross_entropy"),
                                                 ("tanh", "identity", "quadratic")])
-def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, density, dtype, hidden,
-                                                   output, cost):
+def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, update_path, density, dtype,
+                                                   hidden, output, cost):
     monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", density)
     X, y = sparse_task()
     if output == "identity":
@@ -56,7 +67,7 @@ def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, density, dtype, 
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, dtype):
+def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, update_path, dtype):
     """Threads for every step (rows split in blocks of 8): the same sums, the same bits."""
     monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(config, "PARALLEL_ROW_BLOCK", 8)
@@ -75,7 +86,8 @@ def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, dtype):
 
 @pytest.mark.parametrize("pad_bytes", [32, 40, 96])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_row_lengths_that_end_in_single_vectors_match_oracle(monkeypatch, pad_bytes, dtype):
+def test_row_lengths_that_end_in_single_vectors_match_oracle(monkeypatch, update_path,
+                                                             pad_bytes, dtype):
     """Rows padded to 32 or 96 bytes (40 rounds up to 64) leave single vectors after the
     four-vector chunks of the row loops; both parts must be summed and updated."""
     monkeypatch.setattr(config, "PAD_BYTES", pad_bytes)
@@ -107,6 +119,17 @@ def test_input_with_nan_is_not_skipped_as_zero():
     X[1, 3] = np.nan
     out = net._backend.forward(net, X)[0]  # past the public input check, on purpose
     assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2, 3]]).all()
+
+
+def test_nan_input_reaches_the_weights_on_both_update_paths(update_path):
+    """The update lists a NaN input among the non-zero ones, so its weights become NaN
+    (training diverged visibly) rather than skipping it as a zero."""
+    X, y = sparse_task(n=20, zeros=0.9)
+    X[5, 3] = np.nan
+    net = engine.Network([37, 5, 4], seed=0)
+    order = np.arange(20, dtype=np.int64)
+    net._backend.train(net, X, y.astype(np.int64), np.zeros((0, 4)), order, 0, 20, 20, 0.1)
+    assert np.isnan(net.weights[0][:, 3]).all()
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

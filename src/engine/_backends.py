@@ -133,6 +133,9 @@ class NumbaBackend:
                 np.empty((batch_size, idx_width + 8), np.uint32),            # idx
                 np.empty((batch_size, depth + 1), np.int64),                 # nnz
                 np.empty(batch_size, net.dtype),                             # sample_cost
+                np.empty(max(net.sizes), np.int64),                          # col_count
+                np.empty(batch_size * max(net.sizes), np.uint32),            # col_who
+                np.empty(batch_size * max(net.sizes), net.dtype),            # col_val
             )
             self._pre_drop = np.empty((batch_size, act_width) if dropout else (0, 0),
                                       net.dtype)
@@ -164,7 +167,8 @@ class NumbaBackend:
                            net._codes[2], X, labels, targets, order, start, stop, batch_size,
                            float(lr), *buffers[1:], self._all_idx,
                            float(config.SPARSE_MAX_DENSITY), int(config.PARALLEL_MIN_WORK),
-                           int(config.PARALLEL_ROW_BLOCK),
+                           int(config.PARALLEL_ROW_BLOCK), int(config.COLUMN_UPDATE_MIN_BATCH),
+                           -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize),
                            code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
                            self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
 
