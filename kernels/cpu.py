@@ -157,6 +157,17 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
     return lay, t_off + 2 * n_bn, a_off, i_off
 
 
+def column_inputs(lay, batch_size, column_batch, column_pad):
+    """The largest input width among the layers whose update takes the column path
+    (:func:`_update_layer`) at mini-batches of ``batch_size`` (0 when none does): the
+    column lists of :func:`train_batches` hold ``batch_size`` times this many entries."""
+    if batch_size < column_batch:
+        return 0
+    depth = lay.shape[1] - 1
+    return max((int(lay[SIZE, layer - 1]) for layer in range(1, depth + 1)
+                if lay[PAD, layer] >= column_pad), default=0)
+
+
 @intrinsic
 def _prefetch_row(typingctx, arr, row):
     """Ask the CPU to start loading row ``row`` of the 2-D C-contiguous ``arr`` into cache
@@ -423,13 +434,8 @@ def _columns_update(typingctx, wt, width, k0, k1, counts, bucket, who, vals, d, 
     Columns outermost, four vectors at a time: the δ of a whole mini-batch for those
     columns stays in L1 while every row is visited, the sums gather in registers (two sets,
     even and odd p) and each weight is read and written once per mini-batch."""
-    floats = (wt, vals, d)
-    if not (all(isinstance(a, nbtypes.Array) for a in floats)
-            and len({a.dtype for a in floats}) == 1 and wt.dtype in (nbtypes.float32,
-                                                                    nbtypes.float64)
-            and d.ndim == 2 and isinstance(counts, nbtypes.Array)
-            and counts.dtype == nbtypes.int64 and isinstance(who, nbtypes.Array)
-            and who.dtype == nbtypes.uint32):
+    if not (_rows_signature_ok((wt, vals, d), who) and d.ndim == 2
+            and isinstance(counts, nbtypes.Array) and counts.dtype == nbtypes.int64):
         return None
 
     def codegen(context, builder, sig, args):
@@ -849,10 +855,9 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
 
 @njit(**_HELPER_LEAF)
 def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                       nnz, all_idx, with_bias):
-    """Rows k0..k1-1 of layer's transposed weights in ``tgt`` (and the bias, with the last
-    rows): += coef·Σ_i a_i[k]·δ_i, sample by sample (for small mini-batches or layers:
-    see :func:`train_batches`).
+                       nnz, all_idx):
+    """Rows k0..k1-1 of layer's transposed weights in ``tgt``: += coef·Σ_i a_i[k]·δ_i,
+    sample by sample (small mini-batches or layers: see :func:`_update_layer`).
 
     A sample with an input index list updates only those rows; the others go four at a
     time over every row. Each element sums the samples in the same order whatever the
@@ -861,11 +866,6 @@ def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
     w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
     wt = w_rows.reshape((n_in + 1, pad))
-    if k1 == n_in and with_bias:
-        for i in range(m):
-            d = deltas[i, a_off:a_off + pad]
-            for j in range(pad):
-                wt[n_in, j] += coef * d[j]
     # dense samples wait in a queue of four
     q0 = q1 = q2 = np.int64(0)  # a literal 0 would compile _input_row a second time
     queued = 0
@@ -923,10 +923,10 @@ def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
 
 @njit(**_HELPER_LEAF)
 def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                       nnz, col_count, col_who, col_val, with_bias):
-    """Rows k0..k1-1 of layer's transposed weights in ``tgt`` (and the bias, with the last
-    rows): += coef·Σ_i a_i[k]·δ_i, each weight's sum gathered in registers (for large
-    mini-batches and layers: see :func:`train_batches`).
+                       nnz, col_count, col_who, col_val):
+    """Rows k0..k1-1 of layer's transposed weights in ``tgt``: += coef·Σ_i a_i[k]·δ_i,
+    each weight's sum gathered in registers (large mini-batches and layers: see
+    :func:`_update_layer`).
 
     First lists the mini-batch's non-zero inputs k0..k1-1 column by column: input k's are
     the ``col_count[k]`` entries from ``k·m`` of ``col_who`` (the sample, ascending) and
@@ -937,12 +937,6 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
     w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
-    if k1 == n_in and with_bias:
-        bias = w_rows[n_in * pad:]
-        for i in range(m):
-            d = deltas[i, a_off:a_off + pad]
-            for j in range(pad):
-                bias[j] += coef * d[j]
     for k in range(k0, k1):
         col_count[k] = 0
     for i in range(m):
@@ -975,6 +969,29 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
                 col_val[p] = v
                 col_count[k] += v != 0
     _columns_update(w_rows, pad, k0, k1, col_count, m, col_who, col_val, deltas, a_off, coef)
+
+
+@njit(**_INLINE)
+def _update_layer(by_columns, layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
+                  idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
+    """Rows k0..k1-1 of layer's transposed weights in ``tgt``, and the bias with the last
+    rows: += coef·Σ_i a_i[k]·δ_i. ``by_columns`` picks the path: the mini-batch's sums
+    gathered per weight (:func:`_update_by_columns`) or sample by sample
+    (:func:`_update_by_samples`); see ``config.COLUMN_UPDATE_MIN_BATCH``."""
+    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+    if k1 == n_in and with_bias:
+        t_off, a_off = lay[T_OFF, layer], lay[A_OFF, layer]
+        bias = tgt[t_off + n_in * pad:t_off + (n_in + 1) * pad]
+        for i in range(m):
+            d = deltas[i, a_off:a_off + pad]
+            for j in range(pad):
+                bias[j] += coef * d[j]
+    if by_columns:
+        _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
+                           nnz, col_count, col_who, col_val)
+    else:
+        _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
+                           nnz, all_idx)
 
 
 @njit(**_INLINE)
@@ -1235,8 +1252,9 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     used when non-empty); ``order`` int64 row indices; ``grads`` like ``params``. Scratch:
     ``work`` and ``gwork`` (work_size,), ``acts`` and ``deltas`` (batch_size, act_width),
     ``z_out`` (batch_size, P_L), ``idx`` uint32 (batch_size, idx_width + 8), ``nnz`` int64
-    (batch_size, L + 1), ``sample_cost`` (batch_size,), ``col_count`` int64
-    (max(sizes)), ``col_who`` uint32 and ``col_val`` (batch_size · max(sizes)),
+    (batch_size, L + 1), ``sample_cost`` (batch_size,), ``col_count`` int64 (n_in) and
+    ``col_who`` uint32 and ``col_val`` (batch_size · n_in), n_in the largest input width
+    of a layer that takes the column path (see :func:`column_inputs`; may be empty),
     ``all_idx`` uint32 ``arange(max(sizes))``. None of these arrays may overlap.
     ``start`` must be a multiple of batch_size within the epoch so that chunked calls form
     the same batches as one call.
@@ -1244,7 +1262,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     step uses threads; ``row_block``: rows of a weight matrix per thread task in the
     update; ``column_batch`` and ``column_pad``: the smallest mini-batch and padded layer
     width (units) whose update sums each weight's share over the mini-batch first
-    (:func:`_update_by_columns`, else :func:`_update_by_samples`).
+    (:func:`_update_layer`).
 
     Training features (plain arrays; empty ones switch a feature off):
 
@@ -1338,25 +1356,17 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                                          bn_inv_std, gwork)
             n_in = lay[SIZE, layer - 1]
             with_bias = lay[BN, layer] < 0
-            if m >= column_batch and pad >= column_pad:
-                if threads and n_in > row_block:
-                    for blk in prange(-(-n_in // row_block)):
-                        _update_by_columns(layer, blk * row_block,
-                                           min(n_in, (blk + 1) * row_block), m, coef, lay, tgt,
-                                           X, order, pos, acts, deltas, idx, nnz, col_count,
-                                           col_who, col_val, with_bias)
-                else:
-                    _update_by_columns(layer, i_0, n_in, m, coef, lay, tgt, X, order, pos,
-                                       acts, deltas, idx, nnz, col_count, col_who, col_val,
-                                       with_bias)
-            elif threads and n_in > row_block:
+            by_columns = m >= column_batch and pad >= column_pad
+            if threads and n_in > row_block:
                 for blk in prange(-(-n_in // row_block)):
-                    _update_by_samples(layer, blk * row_block, min(n_in, (blk + 1) * row_block),
-                                       m, coef, lay, tgt, X, order, pos, acts, deltas, idx, nnz,
-                                       all_idx, with_bias)
+                    _update_layer(by_columns, layer, blk * row_block,
+                                  min(n_in, (blk + 1) * row_block), m, coef, lay, tgt, X, order,
+                                  pos, acts, deltas, idx, nnz, all_idx, col_count, col_who,
+                                  col_val, with_bias)
             else:
-                _update_by_samples(layer, i_0, n_in, m, coef, lay, tgt, X, order, pos, acts,
-                                   deltas, idx, nnz, all_idx, with_bias)
+                _update_layer(by_columns, layer, i_0, n_in, m, coef, lay, tgt, X, order, pos,
+                              acts, deltas, idx, nnz, all_idx, col_count, col_who, col_val,
+                              with_bias)
         if not gradient_only:
             opt_step[0] += 1
         if _FEATURES and gather and not gradient_only:

@@ -182,3 +182,17 @@ def test_nonzero_index_lists_match_flatnonzero(dtype):
         else:
             assert counts[r] == expected.size
             np.testing.assert_array_equal(out[r, :counts[r]], expected)
+
+
+def test_column_lists_are_sized_only_for_layers_that_use_them():
+    """The column path's lists hold batch_size × (widest input of a layer that takes it):
+    nothing for Nielsen's net or for small batches, so a full-batch gradient of a large
+    X allocates no lists it would never fill."""
+    rule = (config.COLUMN_UPDATE_MIN_BATCH, -(-config.COLUMN_UPDATE_MIN_ROW_BYTES // 4))
+    deep = cpu.plan([784, 512, 256, 10], config.PAD_BYTES, 4)[0]
+    seeds = cpu.plan([784, 30, 10], config.PAD_BYTES, 4)[0]
+    assert cpu.column_inputs(deep, 128, *rule) == 784
+    assert cpu.column_inputs(deep, rule[0] - 1, *rule) == 0
+    assert cpu.column_inputs(cpu.plan([300, 30, 200, 10], config.PAD_BYTES, 4)[0], 128,
+                             *rule) == 30  # only the 200-unit layer's rows are wide enough
+    assert cpu.column_inputs(seeds, 60_000, *rule) == 0

@@ -118,10 +118,11 @@ class NumbaBackend:
             self._plan_key = key
         return self._layout
 
-    def _scratch(self, net, batch_size, dropout):
+    def _scratch(self, net, batch_size, dropout, column_rule):
         lay, work_size, act_width, idx_width = self._plan(net)
-        key = (batch_size, self._plan_key, dropout)
+        key = (batch_size, self._plan_key, dropout, column_rule)
         if key != self._scratch_key:
+            columns = self._cpu.column_inputs(lay, batch_size, *column_rule)
             depth = len(net.sizes) - 1
             self._buffers = (
                 np.empty_like(net._params),                                  # grads
@@ -133,9 +134,9 @@ class NumbaBackend:
                 np.empty((batch_size, idx_width + 8), np.uint32),            # idx
                 np.empty((batch_size, depth + 1), np.int64),                 # nnz
                 np.empty(batch_size, net.dtype),                             # sample_cost
-                np.empty(max(net.sizes), np.int64),                          # col_count
-                np.empty(batch_size * max(net.sizes), np.uint32),            # col_who
-                np.empty(batch_size * max(net.sizes), net.dtype),            # col_val
+                np.empty(columns, np.int64),                                 # col_count
+                np.empty(batch_size * columns, np.uint32),                   # col_who
+                np.empty(batch_size * columns, net.dtype),                   # col_val
             )
             self._pre_drop = np.empty((batch_size, act_width) if dropout else (0, 0),
                                       net.dtype)
@@ -158,7 +159,11 @@ class NumbaBackend:
             opt_state, opt_step = net._opt_slots, net._opt_step
             drop_mask = _NO_MASK if plan.mask is None else plan.mask
             drop_scale = plan.drop_scale
-        buffers = self._scratch(net, batch_size, drop_mask.shape[0] > 0)
+        # mini-batch size and padded layer width (units) from which the update sums per
+        # weight over the mini-batch (config.COLUMN_UPDATE_MIN_*)
+        column_rule = (int(config.COLUMN_UPDATE_MIN_BATCH),
+                       -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize))
+        buffers = self._scratch(net, batch_size, drop_mask.shape[0] > 0, column_rule)
         opt_work = np.empty((opt_state.shape[0], work_size), net.dtype)
         plain = (code == codes.SGD and not hyper[codes.H_WEIGHT_DECAY]
                  and drop_mask.shape[0] == 0 and not net._n_bn)
@@ -167,8 +172,7 @@ class NumbaBackend:
                            net._codes[2], X, labels, targets, order, start, stop, batch_size,
                            float(lr), *buffers[1:], self._all_idx,
                            float(config.SPARSE_MAX_DENSITY), int(config.PARALLEL_MIN_WORK),
-                           int(config.PARALLEL_ROW_BLOCK), int(config.COLUMN_UPDATE_MIN_BATCH),
-                           -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize),
+                           int(config.PARALLEL_ROW_BLOCK), *column_rule,
                            code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
                            self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
 
