@@ -17,7 +17,7 @@ Working layout
 A kernel call first copies the parameters into ``work``, where layer ``l`` is stored
 transposed and padded: ``Wt_l`` with shape ``(n_in + 1, P_l)``, the weights of input ``k``
 in row ``k`` and the bias in the last row (``P_l`` is ``n`` rounded up to a whole number
-of ``config.PAD_BYTES``, itself rounded up to whole 32-byte vectors; the padding columns
+of ``config.PAD_BYTES``, itself rounded up to whole vectors, :data:`VECTOR_BYTES`; the padding columns
 are zero). Every inner loop then runs along a contiguous row of whole vectors, whatever
 the layer sizes, and one input unit's weights are one row, so a sample whose inputs are
 mostly zero touches only the rows of its non-zero inputs (in the forward pass and in the
@@ -50,8 +50,9 @@ import types
 
 import numpy as np
 from llvmlite import ir
+import llvmlite.binding as llvm
 from numba import njit, prange, types as nbtypes
-from numba.core import cgutils
+from numba.core import cgutils, config as numba_config
 from numba.extending import intrinsic, overload
 
 from engine import config
@@ -119,7 +120,8 @@ SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN = range(9)
 def plan(sizes, pad_bytes, itemsize, bn_off=None):
     """Working layout of the kernels for a network with layer widths ``sizes`` and
     parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
-    ``pad_bytes`` rounded up to whole 32-byte vectors (the row loops work in vectors);
+    ``pad_bytes`` rounded up to whole vectors of :data:`VECTOR_BYTES` (the row loops work
+    in vectors);
     ``bn_off[l - 1]`` is the first batch-normalised unit of layer ``l`` or -1 (default: no
     batch normalisation).
 
@@ -130,7 +132,7 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
     row, and one sample's input index lists (allocate 8 more: see :func:`_pack8`).
     """
     sizes = [int(n) for n in sizes]
-    pad_units = 32 * max(1, -(-int(pad_bytes) // 32)) // int(itemsize)
+    pad_units = VECTOR_BYTES * max(1, -(-int(pad_bytes) // VECTOR_BYTES)) // int(itemsize)
     depth = len(sizes) - 1
     lay = np.zeros((9, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
@@ -273,19 +275,34 @@ def _pack8(typingctx, a, k, table, out, at):
 # The two loops that run once per (sample, input unit): a row of weights into a sample's
 # sums (forward pass) and a row's share of the update. LLVM vectorises the plain loops, but
 # over a runtime row length: every row then pays for trip-count checks and remainders, and
-# the sums go through memory between rows. Written here with 32-byte vectors, the sums stay
-# in registers over all rows and a row costs little more than its loads, FMAs and stores
-# (about 1.5x faster per row, measured on the seeds' rows). Contract for both: the arrays
-# are contiguous 1-D (or a contiguous row) of one float dtype, ``ids`` uint32, and the row
-# width a multiple of one vector (32 bytes: plan() pads rows to that).
+# the sums go through memory between rows. Written here with whole vector registers, the
+# sums stay in registers over all rows and a row costs little more than its loads, FMAs and
+# stores (about 1.5x faster per row, measured on the seeds' rows). Contract for all: the
+# arrays are contiguous 1-D (or a contiguous row) of one float dtype, ``ids`` uint32, and
+# the row width a multiple of one vector (VECTOR_BYTES: plan() pads rows to that).
 
 _I64 = ir.IntType(64)
 
 
+def _host_vector_bytes():
+    """Bytes in one vector register of the CPU Numba compiles for: 64 where it has
+    AVX-512 (two 64-byte FMAs per cycle on Intel server cores: the seeds' forward pass and
+    update ran 1.xx times faster than with 32-byte vectors), else 32 (AVX2; narrower CPUs
+    split a 32-byte vector into two). Numba's on-disk cache is keyed by the CPU and its
+    features, so code built with one width never runs on a CPU that wants the other."""
+    features = numba_config.CPU_FEATURES
+    if features is None:
+        features = llvm.get_host_cpu_features().flatten()
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+VECTOR_BYTES = _host_vector_bytes()
+
+
 def _vector_type(context, dtype):
-    """(lanes, LLVM vector type) of one 32-byte register of ``dtype``."""
+    """(lanes, LLVM vector type) of one register (VECTOR_BYTES) of ``dtype``."""
     element = context.get_data_type(dtype)
-    lanes = 32 // context.get_abi_sizeof(element)
+    lanes = VECTOR_BYTES // context.get_abi_sizeof(element)
     return lanes, ir.VectorType(element, lanes)
 
 
@@ -295,10 +312,10 @@ def _row_kit(context, builder, dtype):
     where the CPU has FMA (as ``fastmath`` "contract" gives the plain loops), a multiply and
     an add where it has not, rather than a slow exact software fma."""
     lanes, vt = _vector_type(context, dtype)
-    item = 32 // lanes
+    item = VECTOR_BYTES // lanes
     fma = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(vt, [vt, vt, vt]),
-        f"llvm.fmuladd.v{lanes}{'f32' if lanes == 8 else 'f64'}")
+        f"llvm.fmuladd.v{lanes}f{8 * item}")
 
     def load(base, offset):
         return builder.load(builder.bitcast(builder.gep(base, [offset]), vt.as_pointer()),
@@ -321,13 +338,17 @@ def _row_kit(context, builder, dtype):
 
 def _over_chunks(builder, width, lanes, chunk):
     """Call ``chunk(first column, vectors)`` over a row of ``width`` elements: chunks of
-    four vectors (one 128-byte stretch), then single vectors."""
+    four vectors, then the rest (one to three vectors) as a chunk of two and one of one,
+    so a short row (the seeds' 30 units: two 64-byte vectors) takes one pass."""
     step = ir.Constant(_I64, 4 * lanes)
     full = builder.mul(builder.udiv(width, step), step)
     with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), full, step) as (col, _):
         chunk(col, 4)
-    with cgutils.for_range_slice(builder, full, width, ir.Constant(_I64, lanes)) as (col, _):
-        chunk(col, 1)
+    rest = builder.udiv(builder.sub(width, full), ir.Constant(_I64, lanes))
+    with builder.if_then(builder.icmp_unsigned(">=", rest, ir.Constant(_I64, 2))):
+        chunk(full, 2)
+    with builder.if_then(builder.trunc(rest, ir.IntType(1))):  # odd: the last vector
+        chunk(builder.sub(width, ir.Constant(_I64, lanes)), 1)
 
 
 def _indexed_row(builder, ids_ptr, x_ptr, t, width, col):
@@ -337,11 +358,15 @@ def _indexed_row(builder, ids_ptr, x_ptr, t, width, col):
     return builder.load(builder.gep(x_ptr, [k])), builder.add(builder.mul(k, width), col)
 
 
+def _float_arrays_ok(arrays):
+    dtypes = {a.dtype for a in arrays}
+    return (all(isinstance(a, nbtypes.Array) for a in arrays) and len(dtypes) == 1
+            and next(iter(dtypes)) in (nbtypes.float32, nbtypes.float64))
+
+
 def _rows_signature_ok(float_arrays, ids):
-    dtypes = {a.dtype for a in float_arrays}
-    return (all(isinstance(a, nbtypes.Array) for a in float_arrays) and len(dtypes) == 1
-            and next(iter(dtypes)) in (nbtypes.float32, nbtypes.float64)
-            and isinstance(ids, nbtypes.Array) and ids.dtype == nbtypes.uint32)
+    return (_float_arrays_ok(float_arrays) and isinstance(ids, nbtypes.Array)
+            and ids.dtype == nbtypes.uint32)
 
 
 @intrinsic
@@ -444,7 +469,7 @@ def _columns_update(typingctx, wt, width, k0, k1, counts, bucket, who, vals, d, 
             context.make_array(sig.args[a])(context, builder, args[a]).data for a in (0, 4, 6, 7))
         d_arr = context.make_array(sig.args[8])(context, builder, args[8])
         d_ptr = d_arr.data
-        item = ir.Constant(_I64, 32 // lanes)
+        item = ir.Constant(_I64, VECTOR_BYTES // lanes)
         d_stride = builder.udiv(cgutils.unpack_tuple(builder, d_arr.strides, 2)[0], item)
         width, k0, k1, bucket, d_off = (
             context.cast(builder, args[a], sig.args[a], nbtypes.int64) for a in (1, 2, 3, 5, 9))
@@ -485,6 +510,113 @@ def _columns_update(typingctx, wt, width, k0, k1, counts, bucket, who, vals, d, 
         return context.get_dummy_value()
 
     return nbtypes.void(wt, width, k0, k1, counts, bucket, who, vals, d, d_off, coef), codegen
+
+
+def _horizontal_sums(builder, vectors, lanes):
+    """The lane sums of each vector, in order, as scalars. Pairs of vectors are folded
+    into one (first halves of each lane group next to the second halves, then one add), so
+    n sums cost about three instructions per vector rather than a shuffle tree each; a
+    fixed order, so the result does not depend on the caller."""
+    i32 = ir.IntType(32)
+
+    def shuffle(a, b, picks):
+        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(picks)),
+                                                        picks))
+
+    group = lanes  # lanes per vector's partial sums
+    while len(vectors) > 1 and group > 1:
+        half = group // 2
+        groups = lanes // group
+        first = [g * group + u for g in range(groups) for u in range(half)]
+        second = [g * group + half + u for g in range(groups) for u in range(half)]
+        folded = []
+        for a, b in zip(vectors[0::2], vectors[1::2]):
+            low = shuffle(a, b, first + [lanes + x for x in first])
+            high = shuffle(a, b, second + [lanes + x for x in second])
+            folded.append(builder.fadd(low, high))
+        vectors = folded
+        group = half
+    sums = []
+    for v in vectors:
+        width, g = lanes, group
+        while g > 1:
+            half = g // 2
+            first = [q * g + u for q in range(width // g) for u in range(half)]
+            second = [q * g + half + u for q in range(width // g) for u in range(half)]
+            v = builder.fadd(shuffle(v, v, first), shuffle(v, v, second))
+            width, g = width // 2, half
+        sums.extend(builder.extract_element(v, ir.Constant(i32, q)) for q in range(width))
+    return sums
+
+
+@intrinsic
+def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_off):
+    """Back-propagation's sums ``deltas[i + s, p_off + k] = Σ_{j < width} wt[k·width + j] ·
+    deltas[i + s, d_off + j]`` for samples s < n_samples (1 to 4) and rows k < n_rows.
+
+    Four samples share each pass over the weights, two rows at a time: eight sums in
+    registers, each with one multiply-add per vector of the row, so the weights are loaded
+    once per four samples and the multiply-adds never wait on each other; the eight
+    horizontal sums are formed together at the end. Fewer samples (a mini-batch's tail) go
+    one at a time, four rows at a time. ``deltas`` is 2-D and C-contiguous; the two ranges
+    of a row must not overlap."""
+    if not (_float_arrays_ok((wt, deltas)) and deltas.ndim == 2 and deltas.layout == "C" and wt.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes, vt, load, _, _, fused = _row_kit(context, builder, sig.args[0].dtype)
+        d_arr = context.make_array(sig.args[0])(context, builder, args[0])
+        d_ptr = d_arr.data
+        w_ptr = context.make_array(sig.args[1])(context, builder, args[1]).data
+        item = ir.Constant(_I64, VECTOR_BYTES // lanes)
+        stride = builder.udiv(cgutils.unpack_tuple(builder, d_arr.strides, 2)[0], item)
+        width, n_rows, i, n_samples, d_off, p_off = (
+            context.cast(builder, args[a], sig.args[a], nbtypes.int64) for a in range(2, 8))
+        acc = [cgutils.alloca_once(builder, vt) for _ in range(8)]  # promoted to registers
+        n_vec = builder.udiv(width, ir.Constant(_I64, lanes))
+
+        def const(v):
+            return ir.Constant(_I64, v)
+
+        def block(k, n_k, s, n_s):
+            """Rows k..k+n_k-1 times samples i+s..i+s+n_s-1 (n_k·n_s ≤ 8)."""
+            for a in acc[:n_k * n_s]:
+                builder.store(ir.Constant(vt, None), a)
+            rows = [builder.mul(builder.add(k, const(r)), width) for r in range(n_k)]
+            samples = [builder.mul(builder.add(i, builder.add(s, const(q))), stride)
+                       for q in range(n_s)]
+            with cgutils.for_range(builder, n_vec) as loop:
+                col = builder.mul(loop.index, const(lanes))
+                w = [load(w_ptr, builder.add(r, col)) for r in rows]
+                d = [load(d_ptr, builder.add(q, builder.add(d_off, col))) for q in samples]
+                for r in range(n_k):
+                    for q in range(n_s):
+                        a = acc[r * n_s + q]
+                        builder.store(fused(w[r], d[q], builder.load(a)), a)
+            sums = _horizontal_sums(builder, [builder.load(a) for a in acc[:n_k * n_s]],
+                                    lanes)
+            for r in range(n_k):
+                for q in range(n_s):
+                    at = builder.add(samples[q], builder.add(p_off, builder.add(k, const(r))))
+                    builder.store(sums[r * n_s + q], builder.gep(d_ptr, [at]))
+
+        def rows_in_steps(s, n_k, n_s):
+            whole = builder.udiv(n_rows, const(n_k))
+            with cgutils.for_range(builder, whole) as loop:
+                block(builder.mul(loop.index, const(n_k)), n_k, s, n_s)
+            with cgutils.for_range_slice(builder, builder.mul(whole, const(n_k)), n_rows,
+                                         const(1)) as (k, _):
+                block(k, 1, s, n_s)
+
+        with builder.if_else(builder.icmp_signed("==", n_samples, const(4))) as (four, fewer):
+            with four:
+                rows_in_steps(const(0), 2, 4)
+            with fewer:
+                with cgutils.for_range(builder, n_samples) as loop:
+                    rows_in_steps(loop.index, 4, 1)
+        return context.get_dummy_value()
+
+    return nbtypes.void(deltas, wt, width, n_rows, i, n_samples, d_off, p_off), codegen
 
 
 @intrinsic
@@ -806,39 +938,10 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
     ``scale`` and σ' is written through the activations before dropout, ``pre_drop``."""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, p_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[A_OFF, layer - 1]
-    wt = work[t_off:t_off + n_in * pad].reshape((n_in, pad))
+    w_rows = work[t_off:t_off + n_in * pad]
     zero = work.dtype.type(0)
-    i = i0
-    while i + 4 <= i1:
-        d0, d1 = deltas[i, a_off:a_off + pad], deltas[i + 1, a_off:a_off + pad]
-        d2, d3 = deltas[i + 2, a_off:a_off + pad], deltas[i + 3, a_off:a_off + pad]
-        p0, p1 = deltas[i, p_off:p_off + n_in], deltas[i + 1, p_off:p_off + n_in]
-        p2, p3 = deltas[i + 2, p_off:p_off + n_in], deltas[i + 3, p_off:p_off + n_in]
-        for k in range(n_in):
-            s0 = zero
-            s1 = zero
-            s2 = zero
-            s3 = zero
-            for j in range(pad):
-                w = wt[k, j]
-                s0 += w * d0[j]
-                s1 += w * d1[j]
-                s2 += w * d2[j]
-                s3 += w * d3[j]
-            p0[k] = s0
-            p1[k] = s1
-            p2[k] = s2
-            p3[k] = s3
-        i += 4
-    while i < i1:
-        d0 = deltas[i, a_off:a_off + pad]
-        p0 = deltas[i, p_off:p_off + n_in]
-        for k in range(n_in):
-            s0 = zero
-            for j in range(pad):
-                s0 += wt[k, j] * d0[j]
-            p0[k] = s0
-        i += 1
+    for i in range(i0, i1, 4):
+        _rows_dot_back(deltas, w_rows, pad, n_in, i, min(4, i1 - i), a_off, p_off)
     if drop_mask.shape[0] == 0:
         for i in range(i0, i1):
             _derivative_times(deltas[i, p_off:p_off + n_in], acts[i, p_off:p_off + n_in], n_in,

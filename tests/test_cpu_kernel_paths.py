@@ -11,6 +11,10 @@ each one. Tolerances as in test_oracle_agreement.py: float64 parameters after an
 1e-4; serial and parallel twins bit for bit (they do every sum in the same order).
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -84,19 +88,21 @@ def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, update_path, dtype
     assert relative_error(nets[0]._params, oracle._params) <= RTOL_EPOCH[dtype]
 
 
-@pytest.mark.parametrize("pad_bytes", [32, 40, 96])
+@pytest.mark.parametrize("vectors", [1, 1.125, 2, 3])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_row_lengths_that_end_in_single_vectors_match_oracle(monkeypatch, update_path,
-                                                             pad_bytes, dtype):
-    """Rows padded to 32 or 96 bytes (40 rounds up to 64) leave single vectors after the
-    four-vector chunks of the row loops; both parts must be summed and updated."""
-    monkeypatch.setattr(config, "PAD_BYTES", pad_bytes)
+                                                             vectors, dtype):
+    """Rows padded to 1, 2 or 3 vectors (1.125 rounds up to 2) leave one, two or three
+    vectors after the four-vector chunks of the row loops; every part must be summed and
+    updated."""
+    monkeypatch.setattr(config, "PAD_BYTES", int(vectors * cpu.VECTOR_BYTES))
     X, y = sparse_task(n=120, zeros=0.6)
-    nets = [engine.Network([37, 21, 5, 4], activation="tanh", output="softmax",
+    nets = [engine.Network([37, 70, 21, 4], activation="tanh", output="softmax",
                            cost="cross_entropy", dtype=dtype, backend=b, seed=2)
             for b in ("numpy", "numba")]
     widths = nets[1]._backend._plan(nets[1])[0][cpu.PAD, 1:] * np.dtype(dtype).itemsize
-    assert np.all(widths % 32 == 0) and np.any(widths % 128 != 0)
+    assert np.all(widths % cpu.VECTOR_BYTES == 0)
+    assert np.any(widths % (4 * cpu.VECTOR_BYTES) != 0)
     for net in nets:
         net.fit(X, y, epochs=1, batch_size=4, lr=0.05)
     assert relative_error(nets[1]._params, nets[0]._params) <= RTOL_EPOCH[dtype]
@@ -196,3 +202,24 @@ def test_column_lists_are_sized_only_for_layers_that_use_them():
     assert cpu.column_inputs(cpu.plan([300, 30, 200, 10], config.PAD_BYTES, 4)[0], 128,
                              *rule) == 30  # only the 200-unit layer's rows are wide enough
     assert cpu.column_inputs(seeds, 60_000, *rule) == 0
+
+
+def test_avx2_build_matches_oracle(tmp_path):
+    """The row loops are built for the CPU's vector registers (``cpu.VECTOR_BYTES``: 64
+    bytes with AVX-512, else 32), and the tests above run the width of this machine. A
+    child process told to compile for an AVX2 CPU (Numba's ``NUMBA_CPU_NAME`` and
+    ``NUMBA_CPU_FEATURES``, with its own cache) runs them again on 32-byte vectors, the
+    width of most laptops."""
+    if cpu.VECTOR_BYTES == 32:
+        pytest.skip("this CPU has no AVX-512: the tests above already ran 32-byte vectors")
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="+avx,+avx2,+fma",
+               NUMBA_CACHE_DIR=str(tmp_path))
+    child = ("import sys, pytest\n"
+             "from engine.kernels import cpu\n"
+             "assert cpu.VECTOR_BYTES == 32, cpu.VECTOR_BYTES\n"
+             f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {__file__!r},"
+             " '-k', 'not avx2_build']))\n")
+    run = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout

@@ -126,11 +126,11 @@ class NumbaBackend:
             depth = len(net.sizes) - 1
             self._buffers = (
                 np.empty_like(net._params),                                  # grads
-                np.empty(work_size, net.dtype),                              # work
-                np.empty(work_size, net.dtype),                              # gwork
-                np.empty((batch_size, act_width), net.dtype),                # acts
-                np.empty((batch_size, int(lay[self._cpu.PAD, depth])), net.dtype),  # z_out
-                np.zeros((batch_size, act_width), net.dtype),                # deltas
+                _aligned_empty(work_size, net.dtype),                        # work
+                _aligned_empty(work_size, net.dtype),                        # gwork
+                _aligned_empty((batch_size, act_width), net.dtype),          # acts
+                _aligned_empty((batch_size, int(lay[self._cpu.PAD, depth])), net.dtype),
+                _aligned_empty((batch_size, act_width), net.dtype, fill=0),  # deltas
                 np.empty((batch_size, idx_width + 8), np.uint32),            # idx
                 np.empty((batch_size, depth + 1), np.int64),                 # nnz
                 np.empty(batch_size, net.dtype),                             # sample_cost
@@ -138,8 +138,8 @@ class NumbaBackend:
                 np.empty(batch_size * columns, np.uint32),                   # col_who
                 np.empty(batch_size * columns, net.dtype),                   # col_val
             )
-            self._pre_drop = np.empty((batch_size, act_width) if dropout else (0, 0),
-                                      net.dtype)
+            self._pre_drop = _aligned_empty((batch_size, act_width) if dropout else (0, 0),
+                                            net.dtype)
             self._bn_zhat = np.empty((batch_size, net._n_bn), net.dtype)
             self._bn_inv_std = np.empty(net._n_bn, net.dtype)
             self._scratch_key = key
@@ -164,7 +164,7 @@ class NumbaBackend:
         column_rule = (int(config.COLUMN_UPDATE_MIN_BATCH),
                        -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize))
         buffers = self._scratch(net, batch_size, drop_mask.shape[0] > 0, column_rule)
-        opt_work = np.empty((opt_state.shape[0], work_size), net.dtype)
+        opt_work = _aligned_empty((opt_state.shape[0], work_size), net.dtype)
         plain = (code == codes.SGD and not hyper[codes.H_WEIGHT_DECAY]
                  and drop_mask.shape[0] == 0 and not net._n_bn)
         kernel = self._train_plain if plain else self._train
@@ -193,9 +193,9 @@ class NumbaBackend:
         out_z = np.empty((n_rows, n_out), net.dtype)
         suspicious = self._forward(
             net._params, lay, net._codes[0], net._codes[1], X, out_a, out_z,
-            np.empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
-            np.empty((slots, block, act_width), net.dtype),
-            np.empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
+            _aligned_empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
+            _aligned_empty((slots, block, act_width), net.dtype),
+            _aligned_empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
             np.empty((slots, block, idx_width + 8), np.uint32),
             np.empty((slots, block, depth + 1), np.int64), np.empty(slots, np.int64),
             float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
@@ -211,6 +211,21 @@ class NumbaBackend:
 
 
 _NO_MASK = np.zeros((0, 0), np.uint8)
+
+
+def _aligned_empty(shape, dtype, fill=None):
+    """An uninitialised C-contiguous array (filled with ``fill`` if given) whose start is
+    on a cache-line boundary (64 bytes). NumPy's large allocations start 16 bytes into a
+    page, which makes every 64-byte vector load of the kernels' padded rows straddle two
+    cache lines."""
+    dtype = np.dtype(dtype)
+    n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n_bytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    array = raw[start:start + n_bytes].view(dtype).reshape(shape)
+    if fill is not None:
+        array.fill(fill)
+    return array
 
 
 def _cuda_backend():

@@ -14,8 +14,9 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 PREDICT_BLOCK_ROWS = 256
 
 # The kernels store each layer's weights transposed, one row of units per input, padded
-# with zero columns to a multiple of this many bytes (rounded up to a multiple of 32): the
-# row loops work in chunks of 4 AVX2 vectors (4 x 32 bytes), then single vectors.
+# with zero columns to a multiple of this many bytes, rounded up to whole vector registers
+# (engine.kernels.cpu.VECTOR_BYTES: 64 with AVX-512, else 32): the row loops work in
+# chunks of 4 vectors, then the rest.
 PAD_BYTES = 128
 
 # A sample's input to a layer is treated as sparse (only the weight rows of its non-zero
