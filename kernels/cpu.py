@@ -44,6 +44,15 @@ serially in both twins, because starting threads would cost more than the step. 
 do every sum in the same order, so they give identical results. Integer codes from
 :mod:`.codes` pick the activation and cost inside the kernel, so one compilation per dtype
 serves every network.
+
+Narrow and wide variants
+------------------------
+Layers whose padded rows are wide (``config.COLUMN_UPDATE_MIN_ROW_BYTES``) have two more
+paths: the forward pass takes four samples through one pass over the weights (the union
+of their non-zero inputs), and from ``config.COLUMN_UPDATE_MIN_BATCH`` samples the update
+sums each weight's share over the mini-batch before adding it. Both are compiled only into
+the wide variant of each kernel (``TRAIN``, ``FORWARD``), which the Python layer calls for
+networks that have such a layer.
 """
 
 import types
@@ -112,9 +121,10 @@ _HELPER_LEAF = dict(_LEAF, _nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper
 _INLINE = dict(_HELPER, inline="always")
 
 _FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
+_WIDE = True  # likewise (see _variant)
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
-SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN = range(9)
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN, U_OFF = range(10)
 
 
 def plan(sizes, pad_bytes, itemsize, bn_off=None):
@@ -126,7 +136,8 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
     batch normalisation).
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
-    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN``, one column per layer)
+    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN, U_OFF``, one column per
+    layer; ``U_OFF``: where a group of four samples keeps the union of their index lists)
     and the lengths a caller allocates: ``work`` (flat, the parameters' dtype; batch
     normalisation's γ and β follow the layers, as in ``params``), one sample's activation
     row, and one sample's input index lists (allocate 8 more: see :func:`_pack8`).
@@ -134,7 +145,7 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
     sizes = [int(n) for n in sizes]
     pad_units = VECTOR_BYTES * max(1, -(-int(pad_bytes) // VECTOR_BYTES)) // int(itemsize)
     depth = len(sizes) - 1
-    lay = np.zeros((9, depth + 1), dtype=np.int64)
+    lay = np.zeros((10, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
     lay[BN] = -1
     n_bn = 0
@@ -156,10 +167,13 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
         a_off += pad
         lay[I_OFF, layer] = i_off
         i_off += n_in
+    for layer in range(1, depth + 1):
+        lay[U_OFF, layer] = i_off
+        i_off += sizes[layer - 1] + 8
     return lay, t_off + 2 * n_bn, a_off, i_off
 
 
-def column_inputs(lay, batch_size, column_batch, column_pad):
+def column_inputs(lay, batch_size, column_batch, wide_pad):
     """The largest input width among the layers whose update takes the column path
     (:func:`_update_layer`) at mini-batches of ``batch_size`` (0 when none does): the
     column lists of :func:`train_batches` hold ``batch_size`` times this many entries."""
@@ -167,7 +181,7 @@ def column_inputs(lay, batch_size, column_batch, column_pad):
         return 0
     depth = lay.shape[1] - 1
     return max((int(lay[SIZE, layer - 1]) for layer in range(1, depth + 1)
-                if lay[PAD, layer] >= column_pad), default=0)
+                if lay[PAD, layer] >= wide_pad), default=0)
 
 
 @intrinsic
@@ -220,37 +234,30 @@ def _left_pack_table():
 _LEFT_PACK = _left_pack_table()
 
 
-@intrinsic
-def _pack8(typingctx, a, k, table, out, at):
-    """Write the indices of the non-zero ``a[k:k+8]`` to ``out[at:]``; return their count.
-
-    Eight entries of ``out`` are always written (those past the count are junk), so ``out``
-    needs 8 spare entries. One vector compare gives an 8-bit mask; ``table[mask]`` holds the
-    positions of its set bits, so the indices are ``k + table[mask]``, stored as one
-    vector: no branch, whatever the pattern of zeros (a scalar loop costs about 5
-    instructions per input)."""
-    if not (isinstance(a, nbtypes.Array) and a.ndim == 1 and a.layout == "C"
-            and isinstance(a.dtype, nbtypes.Float) and isinstance(out, nbtypes.Array)
-            and out.dtype == nbtypes.uint32 and isinstance(table, nbtypes.Array)
-            and table.dtype == nbtypes.uint8):
-        return None
+def _pack8_codegen(n_inputs):
+    """Code of :func:`_pack8` (one input) or :func:`_pack8_union` (``n_inputs``)."""
 
     def codegen(context, builder, signature, args):
-        a_type, _, table_type, out_type, _ = signature.args
+        a_type = signature.args[0]
+        table_type, out_type = signature.args[n_inputs + 1:n_inputs + 3]
         i64, i32, i8 = ir.IntType(64), ir.IntType(32), ir.IntType(8)
-        array = context.make_array(a_type)(context, builder, args[0])
-        lut = context.make_array(table_type)(context, builder, args[2])
-        dest = context.make_array(out_type)(context, builder, args[3])
-        k = context.cast(builder, args[1], signature.args[1], nbtypes.intp)
-        at = context.cast(builder, args[4], signature.args[4], nbtypes.intp)
+        k = context.cast(builder, args[n_inputs], signature.args[n_inputs], nbtypes.intp)
+        lut = context.make_array(table_type)(context, builder, args[n_inputs + 1])
+        dest = context.make_array(out_type)(context, builder, args[n_inputs + 2])
+        at = context.cast(builder, args[n_inputs + 3], signature.args[n_inputs + 3],
+                          nbtypes.intp)
         element = context.get_data_type(a_type.dtype)
         item = context.get_abi_sizeof(element)
-        src = cgutils.get_item_pointer(context, builder, a_type, array, [k], wraparound=False)
-        values = builder.load(builder.bitcast(src, ir.VectorType(element, 8).as_pointer()),
-                              align=item)
-        nonzero = builder.fcmp_unordered("!=", values, ir.Constant(ir.VectorType(element, 8),
-                                                                    None))  # NaN counts
-        mask = builder.bitcast(nonzero, i8)
+        eight = ir.VectorType(element, 8)
+        mask = None
+        for a in range(n_inputs):
+            array = context.make_array(a_type)(context, builder, args[a])
+            src = cgutils.get_item_pointer(context, builder, a_type, array, [k],
+                                           wraparound=False)
+            values = builder.load(builder.bitcast(src, eight.as_pointer()), align=item)
+            nonzero = builder.fcmp_unordered("!=", values, ir.Constant(eight, None))  # NaN
+            bits = builder.bitcast(nonzero, i8)
+            mask = bits if mask is None else builder.or_(mask, bits)
         row = builder.zext(mask, i64)
         lanes_ptr = cgutils.get_item_pointer(context, builder, table_type, lut,
                                              [row, ir.Constant(i64, 0)], wraparound=False)
@@ -268,7 +275,37 @@ def _pack8(typingctx, a, k, table, out, at):
                                                   "llvm.ctpop.i8")
         return builder.zext(builder.call(popcount, [mask]), i64)
 
-    return nbtypes.int64(a, k, table, out, at), codegen
+    return codegen
+
+
+def _pack8_signature_ok(inputs, table, out):
+    a = inputs[0]
+    return (all(x == a for x in inputs) and isinstance(a, nbtypes.Array) and a.ndim == 1
+            and a.layout == "C" and isinstance(a.dtype, nbtypes.Float)
+            and isinstance(out, nbtypes.Array) and out.dtype == nbtypes.uint32
+            and isinstance(table, nbtypes.Array) and table.dtype == nbtypes.uint8)
+
+
+@intrinsic
+def _pack8(typingctx, a, k, table, out, at):
+    """Write the indices of the non-zero ``a[k:k+8]`` to ``out[at:]``; return their count.
+
+    Eight entries of ``out`` are always written (those past the count are junk), so ``out``
+    needs 8 spare entries. One vector compare gives an 8-bit mask; ``table[mask]`` holds the
+    positions of its set bits, so the indices are ``k + table[mask]``, stored as one
+    vector: no branch, whatever the pattern of zeros (a scalar loop costs about 5
+    instructions per input)."""
+    if not _pack8_signature_ok((a,), table, out):
+        return None
+    return nbtypes.int64(a, k, table, out, at), _pack8_codegen(1)
+
+
+@intrinsic
+def _pack8_union(typingctx, a0, a1, a2, a3, k, table, out, at):
+    """:func:`_pack8` for the indices where any of four inputs is non-zero."""
+    if not _pack8_signature_ok((a0, a1, a2, a3), table, out):
+        return None
+    return nbtypes.int64(a0, a1, a2, a3, k, table, out, at), _pack8_codegen(4)
 
 
 # -- explicit vector loops over weight rows ---------------------------------------------------
@@ -286,10 +323,11 @@ _I64 = ir.IntType(64)
 
 def _host_vector_bytes():
     """Bytes in one vector register of the CPU Numba compiles for: 64 where it has
-    AVX-512 (two 64-byte FMAs per cycle on Intel server cores: the seeds' forward pass and
-    update ran 1.xx times faster than with 32-byte vectors), else 32 (AVX2; narrower CPUs
-    split a 32-byte vector into two). Numba's on-disk cache is keyed by the CPU and its
-    features, so code built with one width never runs on a CPU that wants the other."""
+    AVX-512, else 32 (AVX2; narrower CPUs split a 32-byte vector in two). On an Emerald
+    Rapids core (two 64-byte FMA units) the deep network's forward passes and updates ran
+    1.4-1.5 times faster with 64-byte vectors; the seeds' 30-unit rows, bound by loading
+    rows from L2, ran the same. Numba's on-disk cache is keyed by the CPU and its features,
+    so code built for one width never runs on a CPU that wants the other."""
     features = numba_config.CPU_FEATURES
     if features is None:
         features = llvm.get_host_cpu_features().flatten()
@@ -297,6 +335,8 @@ def _host_vector_bytes():
 
 
 VECTOR_BYTES = _host_vector_bytes()
+# vectors per chunk of columns when four samples share a pass over the weights (_rows_dot4)
+_GROUP_VECTORS = 4 if VECTOR_BYTES == 64 else 2
 
 
 def _vector_type(context, dtype):
@@ -414,6 +454,58 @@ def _rows_dot(typingctx, z, wt, width, ids, x, count):
         return context.get_dummy_value()
 
     return nbtypes.void(z, wt, width, ids, x, count), codegen
+
+
+@intrinsic
+def _rows_dot4(typingctx, z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count):
+    """:func:`_rows_dot` for four samples over one index list (the union of theirs):
+    ``z_s[:width] += Σ_{t < count} a_s[k]·wt[k·width : (k + 1)·width]``, ``k = ids[t]``.
+
+    Each weight row is loaded once for the four samples, so a layer whose weights do not
+    stay in L1 (rows of a few hundred units) is read from L2 a quarter as often; a sample
+    that has a zero at k adds an exact zero. Chunks of four vectors with 64-byte registers
+    (16 sums and 4 weights in 32 registers), two with 32-byte ones (16 registers); the row
+    width must be a multiple of a chunk (one code path: compile time)."""
+    zs, inputs = (z0, z1, z2, z3), (a0, a1, a2, a3)
+    if not _rows_signature_ok(zs + (wt,) + inputs, ids):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lanes, vt, load, store, splat, fused = _row_kit(context, builder, sig.args[0].dtype)
+        z_ptr = [context.make_array(sig.args[a])(context, builder, args[a]).data
+                 for a in range(4)]
+        w_ptr, ids_ptr = (context.make_array(sig.args[a])(context, builder, args[a]).data
+                          for a in (4, 6))
+        x_ptr = [context.make_array(sig.args[a])(context, builder, args[a]).data
+                 for a in range(7, 11)]
+        width = context.cast(builder, args[5], sig.args[5], nbtypes.int64)
+        count = context.cast(builder, args[11], sig.args[11], nbtypes.int64)
+        acc = [[cgutils.alloca_once(builder, vt) for _ in range(_GROUP_VECTORS)]
+               for _ in range(4)]
+
+        def chunk(col, n_vec):
+            offsets = [builder.add(col, ir.Constant(_I64, u * lanes)) for u in range(n_vec)]
+            for q in range(4):
+                for u in range(n_vec):
+                    builder.store(load(z_ptr[q], offsets[u]), acc[q][u])
+            with cgutils.for_range(builder, count) as loop:
+                k = builder.zext(builder.load(builder.gep(ids_ptr, [loop.index])), _I64)
+                start = builder.mul(k, width)
+                w = [load(w_ptr, builder.add(start, off)) for off in offsets]
+                for q in range(4):
+                    x = splat(builder.load(builder.gep(x_ptr[q], [k])))
+                    for u in range(n_vec):
+                        builder.store(fused(x, w[u], builder.load(acc[q][u])), acc[q][u])
+            for q in range(4):
+                for u in range(n_vec):
+                    store(builder.load(acc[q][u]), z_ptr[q], offsets[u])
+
+        step = ir.Constant(_I64, _GROUP_VECTORS * lanes)
+        with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), width, step) as (col, _):
+            chunk(col, _GROUP_VECTORS)
+        return context.get_dummy_value()
+
+    return nbtypes.void(z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count), codegen
 
 
 @intrinsic
@@ -882,12 +974,40 @@ def _input_row(X, order, pos, i, acts, lay, layer):
 # overlaps another of its array arguments.
 
 
-@njit(**_HELPER_LEAF)
+@njit(**_INLINE)
+def _forward_group(layer, g, lay, w_rows, X, order, pos, acts, ids, u_off, all_idx, density):
+    """Samples g..g+3 of a layer with wide rows: their sums through one pass over the rows
+    of the union of their non-zero inputs (or all rows when that union is dense)."""
+    n_in, pad, a_off = lay[SIZE, layer - 1], lay[PAD, layer], lay[A_OFF, layer]
+    src0, r0, col = _input_row(X, order, pos, g, acts, lay, layer)
+    src1, r1, _ = _input_row(X, order, pos, g + 1, acts, lay, layer)
+    src2, r2, _ = _input_row(X, order, pos, g + 2, acts, lay, layer)
+    src3, r3, _ = _input_row(X, order, pos, g + 3, acts, lay, layer)
+    a0, a1 = src0[r0, col:col + n_in], src1[r1, col:col + n_in]
+    a2, a3 = src2[r2, col:col + n_in], src3[r3, col:col + n_in]
+    count = 0
+    whole = n_in - n_in % 8
+    for k in range(0, whole, 8):
+        count += _pack8_union(a0, a1, a2, a3, k, _LEFT_PACK, ids, u_off + count)
+    for k in range(whole, n_in):
+        ids[u_off + count] = k  # branch-free, as in _nonzero_list
+        count += (a0[k] != 0) | (a1[k] != 0) | (a2[k] != 0) | (a3[k] != 0)
+    rows = ids[u_off:u_off + n_in]
+    if count > density * n_in:
+        rows = all_idx
+        count = n_in
+    _rows_dot4(acts[g, a_off:a_off + pad], acts[g + 1, a_off:a_off + pad],
+               acts[g + 2, a_off:a_off + pad], acts[g + 3, a_off:a_off + pad], w_rows, pad,
+               rows, a0, a1, a2, a3, count)
+
+
 def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
-                   density, code, with_bias):
+                   density, code, with_bias, wide_pad):
     """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] over the non-zero
     inputs (or all; without b for a batch-normalised layer), then activations in place;
-    keeps each input index list in idx/nnz and, for the output layer, z in z_out.
+    keeps each input index list in idx/nnz and, for the output layer, z in z_out. In the
+    wide variant, a layer of at least ``wide_pad`` padded units takes groups of four
+    samples through one pass over its weights (:func:`_forward_group`).
 
     Returns, for the first layer, how many of the samples had a NaN or infinite
     pre-activation (0 for other layers): every NaN or ±inf input is in the sum, so the
@@ -899,33 +1019,46 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
     last = layer == lay.shape[1] - 1
     sparse_before = True
     suspicious = 0
-    for i in range(i0, i1):
-        if layer == 1 and pos + i + 1 < order.size:
-            _prefetch_row(X, order[pos + i + 1])
-        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
-        a = src[row, col:col + n_in]
-        count = _nonzero_list(a, n_in, idx[i], i_off, density, not sparse_before)
-        ids = idx[i, i_off:i_off + n_in]
-        nnz[i, layer] = count
-        sparse_before = count >= 0
-        if count < 0:
-            ids = all_idx
-            count = n_in
-        z = acts[i, a_off:a_off + pad]
-        zero = z.dtype.type(0)
-        for j in range(pad):
-            z[j] = wt[n_in, j] if with_bias else zero
-        _rows_dot(z, w_rows, pad, ids, a, count)
-        if layer == 1:
-            probe = zero
+    zero = work.dtype.type(0)
+    u_off = lay[U_OFF, layer]
+    for g in range(i0, i1, 4):
+        grouped = False
+        if _WIDE:  # a compile-time constant: see _variant
+            grouped = (pad >= wide_pad and g + 4 <= i1
+                       and pad * work.itemsize % (_GROUP_VECTORS * VECTOR_BYTES) == 0)
+        for i in range(g, min(g + 4, i1)):
+            if layer == 1 and pos + i + 1 < order.size:
+                _prefetch_row(X, order[pos + i + 1])
+            src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
+            a = src[row, col:col + n_in]
+            count = _nonzero_list(a, n_in, idx[i], i_off, density, not sparse_before)
+            nnz[i, layer] = count
+            sparse_before = count >= 0
+            z = acts[i, a_off:a_off + pad]
             for j in range(pad):
-                probe += z[j] * zero  # NaN exactly when some z[j] is NaN or ±inf
-            suspicious += probe != probe
-        if last:
-            zo = z_out[i]
-            for j in range(pad):
-                zo[j] = z[j]
-        _activate(z, n, code)
+                z[j] = wt[n_in, j] if with_bias else zero
+            if not grouped:
+                ids = idx[i, i_off:i_off + n_in]
+                if count < 0:
+                    ids = all_idx
+                    count = n_in
+                _rows_dot(z, w_rows, pad, ids, a, count)
+        if _WIDE:
+            if grouped:
+                _forward_group(layer, g, lay, w_rows, X, order, pos, acts, idx[g], u_off,
+                               all_idx, density)
+        for i in range(g, min(g + 4, i1)):
+            z = acts[i, a_off:a_off + pad]
+            if layer == 1:
+                probe = zero
+                for j in range(pad):
+                    probe += z[j] * zero  # NaN exactly when some z[j] is NaN or ±inf
+                suspicious += probe != probe
+            if last:
+                zo = z_out[i]
+                for j in range(pad):
+                    zo[j] = z[j]
+            _activate(z, n, code)
     return suspicious
 
 
@@ -1074,13 +1207,13 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     _columns_update(w_rows, pad, k0, k1, col_count, m, col_who, col_val, deltas, a_off, coef)
 
 
-@njit(**_INLINE)
 def _update_layer(by_columns, layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
                   idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
     """Rows k0..k1-1 of layer's transposed weights in ``tgt``, and the bias with the last
-    rows: += coef·Σ_i a_i[k]·δ_i. ``by_columns`` picks the path: the mini-batch's sums
-    gathered per weight (:func:`_update_by_columns`) or sample by sample
-    (:func:`_update_by_samples`); see ``config.COLUMN_UPDATE_MIN_BATCH``."""
+    rows: += coef·Σ_i a_i[k]·δ_i. ``by_columns`` picks the path in the wide variant: the
+    mini-batch's sums gathered per weight (:func:`_update_by_columns`) or sample by sample
+    (:func:`_update_by_samples`, the only path of the narrow variant); see
+    ``config.COLUMN_UPDATE_MIN_BATCH``."""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     if k1 == n_in and with_bias:
         t_off, a_off = lay[T_OFF, layer], lay[A_OFF, layer]
@@ -1089,12 +1222,13 @@ def _update_layer(by_columns, layer, k0, k1, m, coef, lay, tgt, X, order, pos, a
             d = deltas[i, a_off:a_off + pad]
             for j in range(pad):
                 bias[j] += coef * d[j]
-    if by_columns:
-        _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                           nnz, col_count, col_who, col_val)
-    else:
-        _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                           nnz, all_idx)
+    if _WIDE:  # a compile-time constant: see _variant
+        if by_columns:
+            _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
+                               idx, nnz, col_count, col_who, col_val)
+            return
+    _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
+                       nnz, all_idx)
 
 
 @njit(**_INLINE)
@@ -1345,7 +1479,7 @@ def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, s
 def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, order,
                   start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, nnz,
                   sample_cost, col_count, col_who, col_val, all_idx, density,
-                  parallel_work, row_block, column_batch, column_pad,
+                  parallel_work, row_block, column_batch, wide_pad,
                   opt_code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
                   pre_drop, bn_running, bn_zhat, bn_inv_std):
     """Run the mini-batches ``order[start:stop]`` (in steps of ``batch_size``), in place.
@@ -1363,9 +1497,9 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     the same batches as one call.
     ``density``: see the module docstring; ``parallel_work``: multiply-adds from which a
     step uses threads; ``row_block``: rows of a weight matrix per thread task in the
-    update; ``column_batch`` and ``column_pad``: the smallest mini-batch and padded layer
-    width (units) whose update sums each weight's share over the mini-batch first
-    (:func:`_update_layer`).
+    update; ``wide_pad``: the padded layer width (units) from which the wide variant takes
+    the wide-row paths, ``column_batch`` the smallest mini-batch for its update path
+    (:func:`_forward_layer`, :func:`_update_layer`).
 
     Training features (plain arrays; empty ones switch a feature off):
 
@@ -1423,10 +1557,10 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                 for q in prange(quads):
                     _forward_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, X, order, pos,
                                    acts, z_out, idx, nnz, all_idx, density, code,
-                                   not normalised)
+                                   not normalised, wide_pad)
             else:
                 _forward_layer(layer, i_0, m, lay, work, X, order, pos, acts, z_out, idx,
-                               nnz, all_idx, density, code, not normalised)
+                               nnz, all_idx, density, code, not normalised, wide_pad)
             if _FEATURES:
                 if normalised:
                     _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat,
@@ -1459,7 +1593,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                                          bn_inv_std, gwork)
             n_in = lay[SIZE, layer - 1]
             with_bias = lay[BN, layer] < 0
-            by_columns = m >= column_batch and pad >= column_pad
+            by_columns = m >= column_batch and pad >= wide_pad
             if threads and n_in > row_block:
                 for blk in prange(-(-n_in // row_block)):
                     _update_layer(by_columns, layer, blk * row_block,
@@ -1485,7 +1619,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
 
 
 def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts, z_out, idx,
-                 nnz, suspicious, density, all_idx, bn_running, bn_eps):
+                 nnz, suspicious, density, wide_pad, all_idx, bn_running, bn_eps):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
     pre-activations ``out_z`` (both (n, n_out), params' dtype) and returns how many rows
     had a NaN or infinite first-layer pre-activation (see :func:`_forward_layer`; counted
@@ -1516,7 +1650,7 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
                 code = output if layer == depth else (IDENTITY if normalised else hidden)
                 suspicious[s] += _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s],
                                                 z_out[s], idx[s], nnz[s], all_idx, density,
-                                                code, not normalised)
+                                                code, not normalised, wide_pad)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
                                           hidden)
@@ -1530,30 +1664,54 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
     return total
 
 
-def _compile(func, parallel, features=True):
-    """Compile ``func`` serially or with ``parallel=True``, each with its own cache entry;
-    ``features=False`` compiles it without the training features (the global ``_FEATURES``
-    is a compile-time constant, so Numba drops those branches before typing them).
-
-    Numba's on-disk cache is keyed by the function's qualified name and signature, not by
-    the ``parallel`` flag, so each twin gets a renamed copy of the function.
-    """
-    suffix = ("_parallel" if parallel else "_serial") + ("" if features else "_plain")
-    namespace = dict(func.__globals__, _FEATURES=features)
+def _variant(func, suffix, options, **constants):
+    """``func`` compiled with ``options``, with the module globals ``constants`` replaced
+    (compile-time constants: Numba drops the branches they switch off before typing
+    them), under its own name ``func.__name__ + suffix``: Numba's on-disk cache is keyed
+    by the function's qualified name and signature, not by its globals or flags."""
+    namespace = dict(func.__globals__, **constants)
     twin = types.FunctionType(func.__code__, namespace, func.__name__ + suffix,
                               func.__defaults__, func.__closure__)
     twin.__qualname__ = func.__qualname__ + suffix
     twin.__doc__ = func.__doc__
+    return njit(**options)(twin)
+
+
+# Narrow and wide variants of the per-layer steps. The wide-row paths (four samples per
+# pass over a layer's weights, the update summed per weight over the mini-batch) pay only
+# for layers of at least config.COLUMN_UPDATE_MIN_ROW_BYTES; a network without such a layer
+# (the seeds' [784, 30, 10]) runs kernels compiled without them, so its first fit does not
+# pay for their compilation (about 2 s with the four-sample forward pass; the column
+# update alone took 0.6 s).
+_STEPS = {wide: dict(_forward_layer=_variant(_forward_layer, "_" + name, _HELPER_LEAF,
+                                            _WIDE=wide),
+                     _update_layer=_variant(_update_layer, "_" + name, _INLINE, _WIDE=wide))
+          for wide, name in ((False, "narrow"), (True, "wide"))}
+
+
+def _compile(func, parallel, features=True, wide=False):
+    """Compile ``func`` serially or with ``parallel=True``, each with its own cache entry;
+    ``features=False`` compiles it without the training features (the global ``_FEATURES``
+    is a compile-time constant); ``wide`` calls the wide variants of the layer steps."""
+    suffix = (("_parallel" if parallel else "_serial") + ("" if features else "_plain")
+              + ("_wide" if wide else ""))
     # No reference counting (the kernels allocate nothing; the caller keeps every array
     # alive) and no cfunc wrapper (they are only called from Python): less to compile.
-    return njit(parallel=parallel, no_cfunc_wrapper=True, _nrt=False, **_JIT)(twin)
+    return _variant(func, suffix, dict(_JIT, parallel=parallel, no_cfunc_wrapper=True,
+                                       _nrt=False),
+                    _FEATURES=features, **_STEPS[wide])
 
 
 # The seeds' SGD (with or without progress chunks) runs the plain twins: the optimiser, L2,
 # dropout and batch-norm code costs about 6 s of compilation that a default fit never needs.
-train_batches_serial = _compile(train_batches, parallel=False)
-train_batches_parallel = _compile(train_batches, parallel=True)
-train_batches_plain_serial = _compile(train_batches, parallel=False, features=False)
-train_batches_plain_parallel = _compile(train_batches, parallel=True, features=False)
-forward_rows_serial = _compile(forward_rows, parallel=False)
-forward_rows_parallel = _compile(forward_rows, parallel=True)
+# Each twin compiles on its first call only.
+TRAIN = {(parallel, features, wide): _compile(train_batches, parallel, features, wide)
+         for parallel in (False, True) for features in (False, True) for wide in (False, True)}
+FORWARD = {(parallel, wide): _compile(forward_rows, parallel, wide=wide)
+           for parallel in (False, True) for wide in (False, True)}
+train_batches_serial = TRAIN[False, True, False]  # the default twins, by name
+train_batches_parallel = TRAIN[True, True, False]
+train_batches_plain_serial = TRAIN[False, False, False]
+train_batches_plain_parallel = TRAIN[True, False, False]
+forward_rows_serial = FORWARD[False, False]
+forward_rows_parallel = FORWARD[True, False]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine import config
 from engine.datasets import read_idx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,3 +78,14 @@ def targets_for(output, labels, n_out, rng):
     if output == "relu":
         return rng.uniform(0.0, 1.0, size=(labels.size, n_out))
     return rng.normal(size=(labels.size, n_out))
+
+
+@pytest.fixture(params=["narrow", "wide"])
+def row_paths(request, monkeypatch):
+    """Run every layer on the narrow-row kernels (one sample per pass over the weights,
+    the update sample by sample) or on the wide-row paths (four samples per pass, the
+    update summed per weight over the mini-batch), whatever the layer sizes."""
+    wide = request.param == "wide"
+    monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_BATCH", 1 if wide else 10**9)
+    monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_ROW_BYTES", 0 if wide else 10**9)
+    return request.param

@@ -2,8 +2,9 @@
 
 The kernels choose at run time between paths that must give the same numbers up to
 rounding: index lists of non-zero inputs or every input (``config.SPARSE_MAX_DENSITY``),
-serial steps or threads (``config.PARALLEL_MIN_WORK``), a weight update sample by sample or
-summed per weight over the mini-batch (``config.COLUMN_UPDATE_MIN_*``), one or several
+serial steps or threads (``config.PARALLEL_MIN_WORK``), kernels with or without the
+wide-row paths (four samples per pass over a layer's weights, the update summed per weight
+over the mini-batch: ``config.COLUMN_UPDATE_MIN_*``, fixture ``row_paths``), one or several
 prediction blocks.
 Default settings send small test networks down only some of them, so these tests force
 each one. Tolerances as in test_oracle_agreement.py: float64 parameters after an epoch
@@ -29,15 +30,6 @@ def relative_error(actual, expected):
     return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30)
 
 
-@pytest.fixture(params=["by-samples", "by-columns"])
-def update_path(request, monkeypatch):
-    """Force the weight update down one path for every layer and batch size."""
-    by_columns = request.param == "by-columns"
-    monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_BATCH", 1 if by_columns else 10**9)
-    monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_ROW_BYTES", 0 if by_columns else 10**9)
-    return request.param
-
-
 def sparse_task(n=300, n_in=37, n_out=4, zeros=0.7, seed=0):
     """Inputs with a fraction ``zeros`` of exact zeros; n_in not a multiple of 8 so the
     vector compress and its scalar tail both run."""
@@ -54,7 +46,7 @@ def sparse_task(n=300, n_in=37, n_out=4, zeros=0.7, seed=0):
 @pytest.mark.parametrize("hidden,output,cost", [("sigmoid", "sigmoid", "quadratic"),
                                                 ("relu", "softmax", "cross_entropy"),
                                                 ("tanh", "identity", "quadratic")])
-def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, update_path, density, dtype,
+def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, row_paths, density, dtype,
                                                    hidden, output, cost):
     monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", density)
     X, y = sparse_task()
@@ -71,7 +63,7 @@ def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, update_path, den
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, update_path, dtype):
+def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, row_paths, dtype):
     """Threads for every step (rows split in blocks of 8): the same sums, the same bits."""
     monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(config, "PARALLEL_ROW_BLOCK", 8)
@@ -90,7 +82,7 @@ def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, update_path, dtype
 
 @pytest.mark.parametrize("vectors", [1, 1.125, 2, 3])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_row_lengths_that_end_in_single_vectors_match_oracle(monkeypatch, update_path,
+def test_row_lengths_that_end_in_single_vectors_match_oracle(monkeypatch, row_paths,
                                                              vectors, dtype):
     """Rows padded to 1, 2 or 3 vectors (1.125 rounds up to 2) leave one, two or three
     vectors after the four-vector chunks of the row loops; every part must be summed and
@@ -127,7 +119,7 @@ def test_input_with_nan_is_not_skipped_as_zero():
     assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2, 3]]).all()
 
 
-def test_nan_input_reaches_the_weights_on_both_update_paths(update_path):
+def test_nan_input_reaches_the_weights_on_both_row_paths(row_paths):
     """The update lists a NaN input among the non-zero ones, so its weights become NaN
     (training diverged visibly) rather than skipping it as a zero."""
     X, y = sparse_task(n=20, zeros=0.9)
@@ -223,3 +215,14 @@ def test_avx2_build_matches_oracle(tmp_path):
                          text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+@pytest.mark.parametrize("sizes,dtype,wide", [
+    ([784, 30, 10], "float32", False),   # 128-byte rows: the default fit stays narrow
+    ([784, 30, 10], "float64", False),   # 256 bytes
+    ([784, 100, 10], "float64", True),   # 832 bytes
+    ([784, 512, 256, 10], "float32", True),
+])
+def test_networks_with_a_wide_layer_take_the_wide_kernels(sizes, dtype, wide):
+    net = engine.Network(sizes, dtype=dtype, backend="numba")
+    assert net._backend._wide(net)[0] is wide

@@ -55,7 +55,7 @@ def assert_twins_agree(oracle_net, fast_net, rtol, h_oracle=None, h_fast=None):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("l2", [0.0, 3.0], ids=["no-l2", "l2"])
 @pytest.mark.parametrize("optimizer", training.OPTIMIZERS)
-def test_optimizers_match_oracle(backend, dtype, l2, optimizer):
+def test_optimizers_match_oracle(row_paths, backend, dtype, l2, optimizer):
     oracle_net, fast_net = twins(backend, [6, 5, 4], dtype)
     X, y = make_classification(310, 6, 4, seed=1)
     histories = [net.fit(X, y, epochs=2, batch_size=7, lr=LR[optimizer], optimizer=optimizer,
@@ -68,7 +68,7 @@ def test_optimizers_match_oracle(backend, dtype, l2, optimizer):
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh"])
 @pytest.mark.parametrize("dropout", [0.3, [0.5, 0.0]], ids=["one rate", "per layer"])
-def test_dropout_matches_oracle(backend, hidden, dropout):
+def test_dropout_matches_oracle(row_paths, backend, hidden, dropout):
     oracle_net, fast_net = twins(backend, [6, 8, 5, 3], activation=hidden, init="he_normal")
     X, y = make_classification(200, 6, 3, seed=2)
     histories = [net.fit(X, y, epochs=2, batch_size=9, lr=0.1, dropout=dropout,
@@ -85,7 +85,8 @@ def test_dropout_matches_oracle(backend, hidden, dropout):
     ([False, True], 0.2, "momentum"),
     ([True, False], 0.0, "rmsprop"),
 ])
-def test_batch_norm_matches_oracle(backend, dtype, batch_norm, dropout, optimizer):
+def test_batch_norm_matches_oracle(row_paths, backend, dtype, batch_norm, dropout,
+                                   optimizer):
     oracle_net, fast_net = twins(backend, [6, 8, 5, 3], dtype, activation="relu",
                                  init="he_normal", batch_norm=batch_norm)
     X, y = make_classification(203, 6, 3, seed=3)  # last batch of 203 % 9 = 5 samples

@@ -101,10 +101,11 @@ class NumbaBackend:
         self._threads = get_num_threads
         self.parallel = parallel
         self.name = "numba-parallel" if parallel else "numba"
-        self._train = cpu.train_batches_parallel if parallel else cpu.train_batches_serial
-        self._train_plain = (cpu.train_batches_plain_parallel if parallel
-                             else cpu.train_batches_plain_serial)
-        self._forward = cpu.forward_rows_parallel if parallel else cpu.forward_rows_serial
+        # (features, wide) -> training kernel; wide -> prediction kernel (see cpu._compile)
+        self._train_kernels = {key[1:]: kernel for key, kernel in cpu.TRAIN.items()
+                               if key[0] == parallel}
+        self._forward_kernels = {key[1]: kernel for key, kernel in cpu.FORWARD.items()
+                                 if key[0] == parallel}
         self._plan_key = None
         self._scratch_key = None
 
@@ -117,6 +118,12 @@ class NumbaBackend:
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
             self._plan_key = key
         return self._layout
+
+    def _wide(self, net):
+        """Whether the network has a layer wide enough for the wide-row paths, and the
+        width in units from which they apply (config.COLUMN_UPDATE_MIN_ROW_BYTES)."""
+        units = -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize)
+        return bool(np.any(self._plan(net)[0][self._cpu.PAD, 1:] >= units)), units
 
     def _scratch(self, net, batch_size, dropout, column_rule):
         lay, work_size, act_width, idx_width = self._plan(net)
@@ -161,13 +168,13 @@ class NumbaBackend:
             drop_scale = plan.drop_scale
         # mini-batch size and padded layer width (units) from which the update sums per
         # weight over the mini-batch (config.COLUMN_UPDATE_MIN_*)
-        column_rule = (int(config.COLUMN_UPDATE_MIN_BATCH),
-                       -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize))
+        wide, wide_units = self._wide(net)
+        column_rule = (int(config.COLUMN_UPDATE_MIN_BATCH), wide_units)
         buffers = self._scratch(net, batch_size, drop_mask.shape[0] > 0, column_rule)
         opt_work = _aligned_empty((opt_state.shape[0], work_size), net.dtype)
         plain = (code == codes.SGD and not hyper[codes.H_WEIGHT_DECAY]
                  and drop_mask.shape[0] == 0 and not net._n_bn)
-        kernel = self._train_plain if plain else self._train
+        kernel = self._train_kernels[not plain, wide]
         return kernel(net._params, buffers[0], lay, net._codes[0], net._codes[1],
                            net._codes[2], X, labels, targets, order, start, stop, batch_size,
                            float(lr), *buffers[1:], self._all_idx,
@@ -191,14 +198,15 @@ class NumbaBackend:
         slots = min(n_blocks, 4 * self._threads()) if self.parallel else 1
         out_a = np.empty((n_rows, n_out), net.dtype)
         out_z = np.empty((n_rows, n_out), net.dtype)
-        suspicious = self._forward(
+        wide, wide_units = self._wide(net)
+        suspicious = self._forward_kernels[wide](
             net._params, lay, net._codes[0], net._codes[1], X, out_a, out_z,
             _aligned_empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
             _aligned_empty((slots, block, act_width), net.dtype),
             _aligned_empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
             np.empty((slots, block, idx_width + 8), np.uint32),
             np.empty((slots, block, depth + 1), np.int64), np.empty(slots, np.int64),
-            float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
+            float(config.SPARSE_MAX_DENSITY), wide_units, self._all_idx, net._bn_running,
             float(config.BN_EPS))
         return out_a, out_z, suspicious
 
