@@ -226,3 +226,19 @@ def test_avx2_build_matches_oracle(tmp_path):
 def test_networks_with_a_wide_layer_take_the_wide_kernels(sizes, dtype, wide):
     net = engine.Network(sizes, dtype=dtype, backend="numba")
     assert net._backend._wide(net)[0] is wide
+
+
+def test_big_batches_thread_smaller_steps_with_the_same_bits():
+    """From config.PARALLEL_BIG_BATCH samples, steps between PARALLEL_MIN_WORK_BIG_BATCH
+    and PARALLEL_MIN_WORK multiply-adds run threaded; they must still equal the serial
+    twin bit for bit."""
+    X, y = sparse_task(n=256, n_in=400, zeros=0.5)
+    nets = [engine.Network([400, 40, 4], activation="relu", output="softmax",
+                           cost="cross_entropy", backend=b, seed=4)
+            for b in ("numba", "numba-parallel")]
+    lay = nets[1]._backend._plan(nets[1])[0]
+    first_step = config.PARALLEL_BIG_BATCH * 400 * int(lay[cpu.PAD, 1])
+    assert config.PARALLEL_MIN_WORK_BIG_BATCH <= first_step < config.PARALLEL_MIN_WORK
+    for net in nets:
+        net.fit(X, y, epochs=2, batch_size=config.PARALLEL_BIG_BATCH, lr=0.05)
+    np.testing.assert_array_equal(nets[1]._params, nets[0]._params)

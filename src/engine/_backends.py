@@ -178,7 +178,7 @@ class NumbaBackend:
         return kernel(net._params, buffers[0], lay, net._codes[0], net._codes[1],
                            net._codes[2], X, labels, targets, order, start, stop, batch_size,
                            float(lr), *buffers[1:], self._all_idx,
-                           float(config.SPARSE_MAX_DENSITY), int(config.PARALLEL_MIN_WORK),
+                           float(config.SPARSE_MAX_DENSITY), _parallel_work(batch_size),
                            int(config.PARALLEL_ROW_BLOCK), *column_rule,
                            code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
                            self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
@@ -219,6 +219,13 @@ class NumbaBackend:
 
 
 _NO_MASK = np.zeros((0, 0), np.uint8)
+
+
+def _parallel_work(batch_size):
+    """Multiply-adds from which a step of mini-batches of ``batch_size`` uses threads."""
+    if batch_size < config.PARALLEL_BIG_BATCH:
+        return int(config.PARALLEL_MIN_WORK)
+    return int(min(config.PARALLEL_MIN_WORK, config.PARALLEL_MIN_WORK_BIG_BATCH))
 
 
 def _aligned_empty(shape, dtype, fill=None):
