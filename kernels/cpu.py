@@ -36,8 +36,8 @@ changes). ``density`` comes from ``config.SPARSE_MAX_DENSITY``.
 
 Serial and parallel twins
 -------------------------
-Each kernel exists twice, compiled from the same source: serial (``*_serial``) and with
-``parallel=True`` (``*_parallel``). The parallel twin spreads a mini-batch's samples
+Each kernel is compiled from the same source serially (``*_serial``) and with
+``parallel=True`` (``*_parallel``), for each of the variants below. The parallel twin spreads a mini-batch's samples
 (forward pass, backpropagated errors) and blocks of weight rows (the update) over
 threads when a step has at least ``parallel_work`` multiply-adds; smaller steps run
 serially in both twins, because starting threads would cost more than the step. Both twins
@@ -59,9 +59,9 @@ import types
 
 import numpy as np
 from llvmlite import ir
-import llvmlite.binding as llvm
 from numba import njit, prange, types as nbtypes
 from numba.core import cgutils, config as numba_config
+from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic, overload
 
 from engine import config
@@ -329,8 +329,8 @@ def _host_vector_bytes():
     rows from L2, ran the same. Numba's on-disk cache is keyed by the CPU and its features,
     so code built for one width never runs on a CPU that wants the other."""
     features = numba_config.CPU_FEATURES
-    if features is None:
-        features = llvm.get_host_cpu_features().flatten()
+    if features is None:  # as Numba's CPU target: NUMBA_ENABLE_AVX=0 drops AVX-512 too
+        features = get_host_cpu_features()
     return 64 if "+avx512f" in features.split(",") else 32
 
 
@@ -376,17 +376,18 @@ def _row_kit(context, builder, dtype):
     return lanes, vt, load, store, splat, fused
 
 
-def _over_chunks(builder, width, lanes, chunk):
+def _over_chunks(builder, width, lanes, chunk, most=4):
     """Call ``chunk(first column, vectors)`` over a row of ``width`` elements: chunks of
-    four vectors, then the rest (one to three vectors) as a chunk of two and one of one,
-    so a short row (the seeds' 30 units: two 64-byte vectors) takes one pass."""
-    step = ir.Constant(_I64, 4 * lanes)
+    ``most`` vectors (4 or 2), then the rest as a chunk of two and one of one, so a short
+    row (the seeds' 30 units: two 64-byte vectors) takes one pass."""
+    step = ir.Constant(_I64, most * lanes)
     full = builder.mul(builder.udiv(width, step), step)
     with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), full, step) as (col, _):
-        chunk(col, 4)
+        chunk(col, most)
     rest = builder.udiv(builder.sub(width, full), ir.Constant(_I64, lanes))
-    with builder.if_then(builder.icmp_unsigned(">=", rest, ir.Constant(_I64, 2))):
-        chunk(full, 2)
+    if most > 2:  # with chunks of two, at most one vector is left
+        with builder.if_then(builder.icmp_unsigned(">=", rest, ir.Constant(_I64, 2))):
+            chunk(full, 2)
     with builder.if_then(builder.trunc(rest, ir.IntType(1))):  # odd: the last vector
         chunk(builder.sub(width, ir.Constant(_I64, lanes)), 1)
 
@@ -464,8 +465,8 @@ def _rows_dot4(typingctx, z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count)
     Each weight row is loaded once for the four samples, so a layer whose weights do not
     stay in L1 (rows of a few hundred units) is read from L2 a quarter as often; a sample
     that has a zero at k adds an exact zero. Chunks of four vectors with 64-byte registers
-    (16 sums and 4 weights in 32 registers), two with 32-byte ones (16 registers); the row
-    width must be a multiple of a chunk (one code path: compile time)."""
+    (16 sums and 4 weights in 32 registers), two with 32-byte ones (16 registers), then
+    the rest of the row."""
     zs, inputs = (z0, z1, z2, z3), (a0, a1, a2, a3)
     if not _rows_signature_ok(zs + (wt,) + inputs, ids):
         return None
@@ -500,9 +501,7 @@ def _rows_dot4(typingctx, z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count)
                 for u in range(n_vec):
                     store(builder.load(acc[q][u]), z_ptr[q], offsets[u])
 
-        step = ir.Constant(_I64, _GROUP_VECTORS * lanes)
-        with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), width, step) as (col, _):
-            chunk(col, _GROUP_VECTORS)
+        _over_chunks(builder, width, lanes, chunk, _GROUP_VECTORS)
         return context.get_dummy_value()
 
     return nbtypes.void(z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count), codegen
@@ -615,6 +614,7 @@ def _horizontal_sums(builder, vectors, lanes):
         return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(picks)),
                                                         picks))
 
+    assert len(vectors) in (1, 2, 4, 8)
     group = lanes  # lanes per vector's partial sums
     while len(vectors) > 1 and group > 1:
         half = group // 2
@@ -1006,8 +1006,11 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
     """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] over the non-zero
     inputs (or all; without b for a batch-normalised layer), then activations in place;
     keeps each input index list in idx/nnz and, for the output layer, z in z_out. In the
-    wide variant, a layer of at least ``wide_pad`` padded units takes groups of four
-    samples through one pass over its weights (:func:`_forward_group`).
+    wide variant, a layer of at least ``wide_pad`` padded units takes whole groups of
+    four samples (i0 + 4q) through one pass over its weights (:func:`_forward_group`);
+    a sample's rounding then depends on its group, identically in serial and threaded
+    calls, and a sample with a zero input adds 0·w for that row (NaN only if w is not
+    finite, that is after training has diverged).
 
     Returns, for the first layer, how many of the samples had a NaN or infinite
     pre-activation (0 for other layers): every NaN or ±inf input is in the sum, so the
@@ -1024,8 +1027,7 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
     for g in range(i0, i1, 4):
         grouped = False
         if _WIDE:  # a compile-time constant: see _variant
-            grouped = (pad >= wide_pad and g + 4 <= i1
-                       and pad * work.itemsize % (_GROUP_VECTORS * VECTOR_BYTES) == 0)
+            grouped = pad >= wide_pad and g + 4 <= i1
         for i in range(g, min(g + 4, i1)):
             if layer == 1 and pos + i + 1 < order.size:
                 _prefetch_row(X, order[pos + i + 1])

@@ -21,6 +21,7 @@ import pytest
 
 import engine
 from engine import config
+from engine._backends import _parallel_work
 from engine.kernels import cpu
 
 RTOL_EPOCH = {"float64": 1e-10, "float32": 1e-4}
@@ -55,8 +56,8 @@ def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, row_paths, densi
     nets = [engine.Network([37, 19, 9, 4], activation=hidden, output=output, cost=cost,
                            dtype=dtype, init="lecun_normal", backend=b, seed=3)
             for b in ("numpy", "numba")]
-    for net in nets:
-        net.fit(X, y, epochs=1, batch_size=3, lr=0.05)
+    for net in nets:  # batches of 6: a group of four samples and a tail of two
+        net.fit(X, y, epochs=1, batch_size=6, lr=0.05)
     assert relative_error(nets[1]._params, nets[0]._params) <= RTOL_EPOCH[dtype]
     expected = nets[0].predict_proba(X)
     assert relative_error(nets[1].predict_proba(X), expected) <= RTOL_EPOCH[dtype]
@@ -110,8 +111,9 @@ def test_prediction_over_many_blocks_matches_oracle(monkeypatch, backend):
     assert relative_error(nets[1].predict_proba(X), nets[0].predict_proba(X)) <= 1e-12
 
 
-def test_input_with_nan_is_not_skipped_as_zero():
-    """A NaN input must reach the output (it is not zero), on the index-list path too."""
+def test_input_with_nan_is_not_skipped_as_zero(row_paths):
+    """A NaN input must reach the output (it is not zero), on the index-list path too, and
+    only its own sample's (in the wide kernels the four samples share one pass)."""
     net = engine.Network([37, 5, 4], seed=0)
     X, _ = sparse_task(n=4, zeros=0.9)
     X[1, 3] = np.nan
@@ -220,12 +222,22 @@ def test_avx2_build_matches_oracle(tmp_path):
 @pytest.mark.parametrize("sizes,dtype,wide", [
     ([784, 30, 10], "float32", False),   # 128-byte rows: the default fit stays narrow
     ([784, 30, 10], "float64", False),   # 256 bytes
-    ([784, 100, 10], "float64", True),   # 832 bytes
+    ([784, 100, 10], "float64", True),   # 896 bytes
     ([784, 512, 256, 10], "float32", True),
 ])
 def test_networks_with_a_wide_layer_take_the_wide_kernels(sizes, dtype, wide):
     net = engine.Network(sizes, dtype=dtype, backend="numba")
-    assert net._backend._wide(net)[0] is wide
+    backend = net._backend
+    assert backend._wide(net)[0] is wide
+    called = []
+    for kernels in (backend._train_kernels, backend._forward_kernels):
+        for key, kernel in list(kernels.items()):
+            kernels[key] = (lambda key, kernel: lambda *args: (called.append(key),
+                                                                kernel(*args))[1])(key, kernel)
+    X = np.zeros((4, sizes[0]))
+    net.fit(X, np.arange(4) % sizes[-1], epochs=1, batch_size=4, lr=0.1)
+    net.predict(X)
+    assert called == [(False, wide), wide]  # (features, wide) for training; wide
 
 
 def test_big_batches_thread_smaller_steps_with_the_same_bits():
@@ -239,6 +251,8 @@ def test_big_batches_thread_smaller_steps_with_the_same_bits():
     lay = nets[1]._backend._plan(nets[1])[0]
     first_step = config.PARALLEL_BIG_BATCH * 400 * int(lay[cpu.PAD, 1])
     assert config.PARALLEL_MIN_WORK_BIG_BATCH <= first_step < config.PARALLEL_MIN_WORK
+    assert _parallel_work(config.PARALLEL_BIG_BATCH) <= first_step  # so that step threads
+    assert _parallel_work(config.PARALLEL_BIG_BATCH - 1) > first_step
     for net in nets:
         net.fit(X, y, epochs=2, batch_size=config.PARALLEL_BIG_BATCH, lr=0.05)
     np.testing.assert_array_equal(nets[1]._params, nets[0]._params)

@@ -137,7 +137,7 @@ class NumbaBackend:
                 _aligned_empty(work_size, net.dtype),                        # gwork
                 _aligned_empty((batch_size, act_width), net.dtype),          # acts
                 _aligned_empty((batch_size, int(lay[self._cpu.PAD, depth])), net.dtype),
-                _aligned_empty((batch_size, act_width), net.dtype, fill=0),  # deltas
+                _aligned_empty((batch_size, act_width), net.dtype),          # deltas
                 np.empty((batch_size, idx_width + 8), np.uint32),            # idx
                 np.empty((batch_size, depth + 1), np.int64),                 # nnz
                 np.empty(batch_size, net.dtype),                             # sample_cost
@@ -228,19 +228,15 @@ def _parallel_work(batch_size):
     return int(min(config.PARALLEL_MIN_WORK, config.PARALLEL_MIN_WORK_BIG_BATCH))
 
 
-def _aligned_empty(shape, dtype, fill=None):
-    """An uninitialised C-contiguous array (filled with ``fill`` if given) whose start is
-    on a cache-line boundary (64 bytes). NumPy's large allocations start 16 bytes into a
-    page, which makes every 64-byte vector load of the kernels' padded rows straddle two
-    cache lines."""
+def _aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array whose start is on a cache-line boundary (64
+    bytes). NumPy's large allocations start 16 bytes into a page, which makes every
+    64-byte vector load of the kernels' padded rows straddle two cache lines."""
     dtype = np.dtype(dtype)
     n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(n_bytes + 64, np.uint8)
     start = -raw.ctypes.data % 64
-    array = raw[start:start + n_bytes].view(dtype).reshape(shape)
-    if fill is not None:
-        array.fill(fill)
-    return array
+    return raw[start:start + n_bytes].view(dtype).reshape(shape)
 
 
 def _cuda_backend():
