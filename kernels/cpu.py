@@ -17,11 +17,11 @@ Working layout
 A kernel call first copies the parameters into ``work``, where layer ``l`` is stored
 transposed and padded: ``Wt_l`` with shape ``(n_in + 1, P_l)``, the weights of input ``k``
 in row ``k`` and the bias in the last row (``P_l`` is ``n`` rounded up to a whole number
-of ``config.PAD_BYTES``, itself rounded up to whole vectors, :data:`VECTOR_BYTES`; the padding columns
-are zero). Every inner loop then runs along a contiguous row of whole vectors, whatever
-the layer sizes, and one input unit's weights are one row, so a sample whose inputs are
-mostly zero touches only the rows of its non-zero inputs (in the forward pass and in the
-update). Training writes the updated parameters back at the end of the call.
+of ``config.PAD_BYTES``, itself rounded up to whole vectors of :data:`VECTOR_BYTES`; the
+padding columns are zero). Every inner loop then runs along a contiguous row of whole
+vectors, whatever the layer sizes, and one input unit's weights are one row, so a sample
+whose inputs are mostly zero touches only the rows of its non-zero inputs (in the forward
+pass and in the update). Training writes the updated parameters back at the end of the call.
 
 All offsets travel in one int64 array ``lay`` (see :func:`plan`), one column per layer.
 
@@ -37,13 +37,13 @@ changes). ``density`` comes from ``config.SPARSE_MAX_DENSITY``.
 Serial and parallel twins
 -------------------------
 Each kernel is compiled from the same source serially (``*_serial``) and with
-``parallel=True`` (``*_parallel``), for each of the variants below. The parallel twin spreads a mini-batch's samples
-(forward pass, backpropagated errors) and blocks of weight rows (the update) over
-threads when a step has at least ``parallel_work`` multiply-adds; smaller steps run
-serially in both twins, because starting threads would cost more than the step. Both twins
-do every sum in the same order, so they give identical results. Integer codes from
-:mod:`.codes` pick the activation and cost inside the kernel, so one compilation per dtype
-serves every network.
+``parallel=True`` (``*_parallel``), for each of the variants below (``TRAIN``, ``FORWARD``).
+The parallel twin spreads a mini-batch's samples (forward pass, backpropagated errors) and
+blocks of weight rows (the update) over threads when a step has at least
+``parallel_work`` multiply-adds; smaller steps run serially in both twins, because
+starting threads would cost more than the step. Both twins do every sum in the same order,
+so they give identical results. Integer codes from :mod:`.codes` pick the activation and
+cost inside the kernel, so one compilation per dtype serves every network.
 
 Narrow and wide variants
 ------------------------
@@ -131,9 +131,8 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
     """Working layout of the kernels for a network with layer widths ``sizes`` and
     parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
     ``pad_bytes`` rounded up to whole vectors of :data:`VECTOR_BYTES` (the row loops work
-    in vectors);
-    ``bn_off[l - 1]`` is the first batch-normalised unit of layer ``l`` or -1 (default: no
-    batch normalisation).
+    in vectors); ``bn_off[l - 1]`` is the first batch-normalised unit of layer ``l`` or -1
+    (default: no batch normalisation).
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
     ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN, U_OFF``, one column per
@@ -652,7 +651,8 @@ def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_
     horizontal sums are formed together at the end. Fewer samples (a mini-batch's tail) go
     one at a time, four rows at a time. ``deltas`` is 2-D and C-contiguous; the two ranges
     of a row must not overlap."""
-    if not (_float_arrays_ok((wt, deltas)) and deltas.ndim == 2 and deltas.layout == "C" and wt.ndim == 1):
+    if not (_float_arrays_ok((wt, deltas)) and deltas.ndim == 2 and deltas.layout == "C"
+            and wt.ndim == 1):
         return None
 
     def codegen(context, builder, sig, args):
@@ -1711,9 +1711,3 @@ TRAIN = {(parallel, features, wide): _compile(train_batches, parallel, features,
          for parallel in (False, True) for features in (False, True) for wide in (False, True)}
 FORWARD = {(parallel, wide): _compile(forward_rows, parallel, wide=wide)
            for parallel in (False, True) for wide in (False, True)}
-train_batches_serial = TRAIN[False, True, False]  # the default twins, by name
-train_batches_parallel = TRAIN[True, True, False]
-train_batches_plain_serial = TRAIN[False, False, False]
-train_batches_plain_parallel = TRAIN[True, False, False]
-forward_rows_serial = FORWARD[False, False]
-forward_rows_parallel = FORWARD[True, False]
