@@ -25,21 +25,23 @@ pass and in the update). Training writes the updated parameters back at the end 
 
 All offsets travel in one int64 array ``lay`` (see :func:`plan`), one column per layer.
 
-Sparse inputs
--------------
-For each sample and layer, the kernel compresses the indices of the non-zero inputs into a
-list (eight inputs per vector compare; after a dense sample it counts them first, with a
-cheaper vectorised pass). If at most ``density`` of them are non-zero it works on those
-rows only; otherwise it uses every row. Skipping a zero input drops terms
-that are exactly zero, so the result changes by rounding only (the order of the sum
-changes). ``density`` comes from ``config.SPARSE_MAX_DENSITY``.
+Groups of four samples and sparse inputs
+----------------------------------------
+The forward pass and the update take a mini-batch four samples at a time: each row of a
+layer's weights is loaded (and, in the update, stored) once for the four. For each group
+and layer the kernel lists the inputs where any of the four samples is non-zero (eight
+inputs per vector compare). If at most ``density`` of them are listed it visits those rows
+only; otherwise every row. A sample with a zero input adds an exact zero, and every sum
+adds its terms in ascending input order, so a sample's results do not depend on its group,
+and skipping zero inputs changes the result by rounding only against the oracle (which
+sums in its own order). ``density`` comes from ``config.SPARSE_MAX_DENSITY``.
 
 Serial and parallel twins
 -------------------------
 Each kernel is compiled from the same source serially (``*_serial``) and with
-``parallel=True`` (``*_parallel``), for each of the variants below (``TRAIN``, ``FORWARD``).
-The parallel twin spreads a mini-batch's samples (forward pass, backpropagated errors) and
-blocks of weight rows (the update) over threads when a step has at least
+``parallel=True`` (``*_parallel``), for each of the variants below (``TRAIN``).
+The parallel twin spreads a mini-batch's groups of samples (forward pass, backpropagated
+errors) and blocks of weight rows (the update) over threads when a step has at least
 ``parallel_work`` multiply-adds; smaller steps run serially in both twins, because
 starting threads would cost more than the step. Both twins do every sum in the same order,
 so they give identical results. Integer codes from :mod:`.codes` pick the activation and
@@ -47,12 +49,11 @@ cost inside the kernel, so one compilation per dtype serves every network.
 
 Narrow and wide variants
 ------------------------
-Layers whose padded rows are wide (``config.COLUMN_UPDATE_MIN_ROW_BYTES``) have two more
-paths: the forward pass takes four samples through one pass over the weights (the union
-of their non-zero inputs), and from ``config.COLUMN_UPDATE_MIN_BATCH`` samples the update
-sums each weight's share over the mini-batch before adding it. Both are compiled only into
-the wide variant of each kernel (``TRAIN``, ``FORWARD``), which the Python layer calls for
-networks that have such a layer.
+Layers whose padded rows are wide (``config.COLUMN_UPDATE_MIN_ROW_BYTES``) have one more
+update path: from ``config.COLUMN_UPDATE_MIN_BATCH`` samples it sums each weight's share
+over the mini-batch before adding it. It is compiled only into the wide variant of the
+training kernels (``TRAIN``), which the Python layer calls for networks that have such a
+layer.
 """
 
 import types
@@ -124,7 +125,7 @@ _FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
 _WIDE = True  # likewise (see _variant)
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
-SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN, U_OFF = range(10)
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF = range(9)
 
 
 def plan(sizes, pad_bytes, itemsize, bn_off=None):
@@ -135,16 +136,17 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
     (default: no batch normalisation).
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
-    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, I_OFF, BN, U_OFF``, one column per
-    layer; ``U_OFF``: where a group of four samples keeps the union of their index lists)
-    and the lengths a caller allocates: ``work`` (flat, the parameters' dtype; batch
-    normalisation's γ and β follow the layers, as in ``params``), one sample's activation
-    row, and one sample's input index lists (allocate 8 more: see :func:`_pack8`).
+    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF``, one column per layer;
+    ``U_OFF``: where the first sample of a group of four keeps the union of the group's
+    input index lists, with 8 spare entries, see :func:`_pack8_union`) and the lengths a
+    caller allocates: ``work`` (flat, the parameters' dtype; batch normalisation's γ and β
+    follow the layers, as in ``params``), one sample's activation row, and one sample's
+    row of index lists.
     """
     sizes = [int(n) for n in sizes]
     pad_units = VECTOR_BYTES * max(1, -(-int(pad_bytes) // VECTOR_BYTES)) // int(itemsize)
     depth = len(sizes) - 1
-    lay = np.zeros((10, depth + 1), dtype=np.int64)
+    lay = np.zeros((9, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
     lay[BN] = -1
     n_bn = 0
@@ -164,9 +166,6 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
         t_off += (n_in + 1) * pad
         lay[A_OFF, layer] = a_off
         a_off += pad
-        lay[I_OFF, layer] = i_off
-        i_off += n_in
-    for layer in range(1, depth + 1):
         lay[U_OFF, layer] = i_off
         i_off += sizes[layer - 1] + 8
     return lay, t_off + 2 * n_bn, a_off, i_off
@@ -233,23 +232,35 @@ def _left_pack_table():
 _LEFT_PACK = _left_pack_table()
 
 
-def _pack8_codegen(n_inputs):
-    """Code of :func:`_pack8` (one input) or :func:`_pack8_union` (``n_inputs``)."""
+@intrinsic
+def _pack8_union(typingctx, a0, a1, a2, a3, k, table, out, at):
+    """Write the indices k..k+7 where any of ``a0..a3`` is non-zero (NaN included) to
+    ``out[at:]``; return their count.
+
+    Eight entries of ``out`` are always written (those past the count are junk), so ``out``
+    needs 8 spare entries. Vector compares give an 8-bit mask; ``table[mask]`` holds the
+    positions of its set bits, so the indices are ``k + table[mask]``, stored as one
+    vector: no branch, whatever the pattern of zeros (a scalar loop costs about 5
+    instructions per input)."""
+    inputs = (a0, a1, a2, a3)
+    if not (all(x == a0 for x in inputs) and isinstance(a0, nbtypes.Array) and a0.ndim == 1
+            and a0.layout == "C" and isinstance(a0.dtype, nbtypes.Float)
+            and isinstance(out, nbtypes.Array) and out.dtype == nbtypes.uint32
+            and isinstance(table, nbtypes.Array) and table.dtype == nbtypes.uint8):
+        return None
 
     def codegen(context, builder, signature, args):
-        a_type = signature.args[0]
-        table_type, out_type = signature.args[n_inputs + 1:n_inputs + 3]
+        a_type, table_type, out_type = signature.args[0], signature.args[5], signature.args[6]
         i64, i32, i8 = ir.IntType(64), ir.IntType(32), ir.IntType(8)
-        k = context.cast(builder, args[n_inputs], signature.args[n_inputs], nbtypes.intp)
-        lut = context.make_array(table_type)(context, builder, args[n_inputs + 1])
-        dest = context.make_array(out_type)(context, builder, args[n_inputs + 2])
-        at = context.cast(builder, args[n_inputs + 3], signature.args[n_inputs + 3],
-                          nbtypes.intp)
+        k = context.cast(builder, args[4], signature.args[4], nbtypes.intp)
+        lut = context.make_array(table_type)(context, builder, args[5])
+        dest = context.make_array(out_type)(context, builder, args[6])
+        at = context.cast(builder, args[7], signature.args[7], nbtypes.intp)
         element = context.get_data_type(a_type.dtype)
         item = context.get_abi_sizeof(element)
         eight = ir.VectorType(element, 8)
         mask = None
-        for a in range(n_inputs):
+        for a in range(4):
             array = context.make_array(a_type)(context, builder, args[a])
             src = cgutils.get_item_pointer(context, builder, a_type, array, [k],
                                            wraparound=False)
@@ -274,46 +285,17 @@ def _pack8_codegen(n_inputs):
                                                   "llvm.ctpop.i8")
         return builder.zext(builder.call(popcount, [mask]), i64)
 
-    return codegen
-
-
-def _pack8_signature_ok(inputs, table, out):
-    a = inputs[0]
-    return (all(x == a for x in inputs) and isinstance(a, nbtypes.Array) and a.ndim == 1
-            and a.layout == "C" and isinstance(a.dtype, nbtypes.Float)
-            and isinstance(out, nbtypes.Array) and out.dtype == nbtypes.uint32
-            and isinstance(table, nbtypes.Array) and table.dtype == nbtypes.uint8)
-
-
-@intrinsic
-def _pack8(typingctx, a, k, table, out, at):
-    """Write the indices of the non-zero ``a[k:k+8]`` to ``out[at:]``; return their count.
-
-    Eight entries of ``out`` are always written (those past the count are junk), so ``out``
-    needs 8 spare entries. One vector compare gives an 8-bit mask; ``table[mask]`` holds the
-    positions of its set bits, so the indices are ``k + table[mask]``, stored as one
-    vector: no branch, whatever the pattern of zeros (a scalar loop costs about 5
-    instructions per input)."""
-    if not _pack8_signature_ok((a,), table, out):
-        return None
-    return nbtypes.int64(a, k, table, out, at), _pack8_codegen(1)
-
-
-@intrinsic
-def _pack8_union(typingctx, a0, a1, a2, a3, k, table, out, at):
-    """:func:`_pack8` for the indices where any of four inputs is non-zero."""
-    if not _pack8_signature_ok((a0, a1, a2, a3), table, out):
-        return None
-    return nbtypes.int64(a0, a1, a2, a3, k, table, out, at), _pack8_codegen(4)
+    return nbtypes.int64(a0, a1, a2, a3, k, table, out, at), codegen
 
 
 # -- explicit vector loops over weight rows ---------------------------------------------------
-# The two loops that run once per (sample, input unit): a row of weights into a sample's
-# sums (forward pass) and a row's share of the update. LLVM vectorises the plain loops, but
-# over a runtime row length: every row then pays for trip-count checks and remainders, and
-# the sums go through memory between rows. Written here with whole vector registers, the
-# sums stay in registers over all rows and a row costs little more than its loads, FMAs and
-# stores (about 1.5x faster per row, measured on the seeds' rows). Contract for all: the
+# The loops that run once per (group of four samples, input unit): a row of weights into
+# the samples' sums (forward pass) and the row's share of the update, and the loop over
+# weight rows of back-propagation. LLVM vectorises the plain loops, but over a runtime row
+# length: every row then pays for trip-count checks and remainders, and the sums go through
+# memory between rows. Written here with whole vector registers, the sums stay in registers
+# over all rows and a row costs little more than its loads, FMAs and stores (about 1.5x
+# faster per row, measured on the seeds' rows in session 3). Contract for all: the
 # arrays are contiguous 1-D (or a contiguous row) of one float dtype, ``ids`` uint32, and
 # the row width a multiple of one vector (VECTOR_BYTES: plan() pads rows to that).
 
@@ -410,60 +392,14 @@ def _rows_signature_ok(float_arrays, ids):
 
 
 @intrinsic
-def _rows_dot(typingctx, z, wt, width, ids, x, count):
-    """``z[:width] += Σ_{t < count} x[k]·wt[k·width : (k + 1)·width]``, ``k = ids[t]``.
-
-    Per four-vector chunk of z: two sets of accumulators (even and odd t) in registers over
-    all rows, added at the end, so z is read and written once and consecutive rows do not
-    wait for each other's sums."""
-    if not _rows_signature_ok((z, wt, x), ids):
-        return None
-
-    def codegen(context, builder, sig, args):
-        lanes, vt, load, store, splat, fused = _row_kit(context, builder, sig.args[0].dtype)
-        z_ptr, w_ptr, ids_ptr, x_ptr = (
-            context.make_array(sig.args[a])(context, builder, args[a]).data for a in (0, 1, 3, 4))
-        width = context.cast(builder, args[2], sig.args[2], nbtypes.int64)
-        count = context.cast(builder, args[5], sig.args[5], nbtypes.int64)
-        acc = [cgutils.alloca_once(builder, vt) for _ in range(8)]  # promoted to registers
-
-        def add_row(t, first_acc, n_vec, col):
-            x_k, start = _indexed_row(builder, ids_ptr, x_ptr, t, width, col)
-            xk = splat(x_k)
-            for u in range(n_vec):
-                w = load(w_ptr, builder.add(start, ir.Constant(_I64, u * lanes)))
-                a = acc[first_acc + u]
-                builder.store(fused(xk, w, builder.load(a)), a)
-
-        def chunk(col, n_vec):
-            for u in range(n_vec):
-                builder.store(load(z_ptr, builder.add(col, ir.Constant(_I64, u * lanes))), acc[u])
-                builder.store(ir.Constant(vt, None), acc[4 + u])
-            one = ir.Constant(_I64, 1)
-            with cgutils.for_range(builder, builder.lshr(count, one)) as loop:
-                t = builder.shl(loop.index, one)
-                add_row(t, 0, n_vec, col)
-                add_row(builder.add(t, one), 4, n_vec, col)
-            with builder.if_then(builder.trunc(count, ir.IntType(1))):  # odd count
-                add_row(builder.sub(count, one), 0, n_vec, col)
-            for u in range(n_vec):
-                total = builder.fadd(builder.load(acc[u]), builder.load(acc[4 + u]))
-                store(total, z_ptr, builder.add(col, ir.Constant(_I64, u * lanes)))
-
-        _over_chunks(builder, width, lanes, chunk)
-        return context.get_dummy_value()
-
-    return nbtypes.void(z, wt, width, ids, x, count), codegen
-
-
-@intrinsic
 def _rows_dot4(typingctx, z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count):
-    """:func:`_rows_dot` for four samples over one index list (the union of theirs):
-    ``z_s[:width] += Σ_{t < count} a_s[k]·wt[k·width : (k + 1)·width]``, ``k = ids[t]``.
+    """For four samples s at once, over one index list (the union of theirs):
+    ``z_s[:width] += Σ_{t < count} a_s[k]·wt[k·width : (k + 1)·width]``, ``k = ids[t]``,
+    added row after row in list order (one accumulator per sample and vector).
 
     Each weight row is loaded once for the four samples, so a layer whose weights do not
-    stay in L1 (rows of a few hundred units) is read from L2 a quarter as often; a sample
-    that has a zero at k adds an exact zero. Chunks of four vectors with 64-byte registers
+    stay in L1 is read from L2 a quarter as often; a sample that has a zero at k adds an
+    exact zero. Chunks of four vectors with 64-byte registers
     (16 sums and 4 weights in 32 registers), two with 32-byte ones (16 registers), then
     the rest of the row."""
     zs, inputs = (z0, z1, z2, z3), (a0, a1, a2, a3)
@@ -507,36 +443,58 @@ def _rows_dot4(typingctx, z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count)
 
 
 @intrinsic
-def _rows_axpy(typingctx, wt, width, ids, x, t0, t1, coef, d):
-    """``wt[k·width : (k + 1)·width] += (coef·x[k])·d[:width]``, ``k = ids[t]``, for t in
-    [t0, t1): each row once, d held in registers per four-vector chunk. Rounds exactly like
-    the plain loop ``w += (coef * x[k]) * d`` compiled with "contract"."""
-    if not _rows_signature_ok((wt, x, d), ids):
+def _rows_axpy4(typingctx, wt, width, ids, t0, t1, a0, a1, a2, a3, c0, c1, c2, c3,
+                d0, d1, d2, d3):
+    """For four samples s at once: ``wt[k·width : (k + 1)·width] += a_s[k]·(c_s·d_s)``,
+    sample after sample, for ``k = ids[t]``, t in [t0, t1) (the union of the four samples'
+    non-zero inputs, or all rows).
+
+    Each row is read and written once for the four samples, with their scaled δ in
+    registers, so a layer whose rows live in L2 moves a quarter of the data. Every element
+    receives ``fma(a_s[k], c_s·d_s, w)`` for s = 0, 1, 2, 3 in turn, the order of four
+    passes of one sample each, and a sample with a zero at k (or a coefficient of 0: a
+    group of fewer than four) adds an exact zero. The coefficient scales δ, not a_s[k]:
+    a scalar product would need a shuffle to broadcast it, and shuffles share a port with
+    the 64-byte FMAs (the row then cost twice as long); a_s[k] is broadcast straight from
+    memory. Chunks of :data:`_GROUP_VECTORS` vectors (four δ and one weight vector each in
+    the registers)."""
+    inputs, deltas = (a0, a1, a2, a3), (d0, d1, d2, d3)
+    if not _rows_signature_ok((wt,) + inputs + deltas, ids):
         return None
 
     def codegen(context, builder, sig, args):
-        lanes, vt, load, store, splat, fused = _row_kit(context, builder, sig.args[0].dtype)
-        w_ptr, ids_ptr, x_ptr, d_ptr = (
-            context.make_array(sig.args[a])(context, builder, args[a]).data for a in (0, 2, 3, 7))
-        width = context.cast(builder, args[1], sig.args[1], nbtypes.int64)
-        t0 = context.cast(builder, args[4], sig.args[4], nbtypes.int64)
-        t1 = context.cast(builder, args[5], sig.args[5], nbtypes.int64)
-        coef = context.cast(builder, args[6], sig.args[6], sig.args[0].dtype)
+        dtype = sig.args[0].dtype
+        lanes, vt, load, store, splat, fused = _row_kit(context, builder, dtype)
+        w_ptr, ids_ptr = (context.make_array(sig.args[a])(context, builder, args[a]).data
+                          for a in (0, 2))
+        x_ptr = [context.make_array(sig.args[a])(context, builder, args[a]).data
+                 for a in range(5, 9)]
+        d_ptr = [context.make_array(sig.args[a])(context, builder, args[a]).data
+                 for a in range(13, 17)]
+        width, t0, t1 = (context.cast(builder, args[a], sig.args[a], nbtypes.int64)
+                         for a in (1, 3, 4))
+        coefs = [context.cast(builder, args[a], sig.args[a], dtype) for a in range(9, 13)]
 
         def chunk(col, n_vec):
-            dv = [load(d_ptr, builder.add(col, ir.Constant(_I64, u * lanes)))
-                  for u in range(n_vec)]
+            offsets = [builder.add(col, ir.Constant(_I64, u * lanes)) for u in range(n_vec)]
+            cd = [[builder.fmul(splat(coefs[q]), load(d_ptr[q], off)) for off in offsets]
+                  for q in range(4)]
             with cgutils.for_range_slice(builder, t0, t1, ir.Constant(_I64, 1)) as (t, _):
-                x_k, start = _indexed_row(builder, ids_ptr, x_ptr, t, width, col)
-                c = splat(builder.fmul(coef, x_k))
+                k = builder.zext(builder.load(builder.gep(ids_ptr, [t])), _I64)
+                start = builder.mul(k, width)
+                x = [splat(builder.load(builder.gep(x_ptr[q], [k]))) for q in range(4)]
                 for u in range(n_vec):
-                    at = builder.add(start, ir.Constant(_I64, u * lanes))
-                    store(fused(c, dv[u], load(w_ptr, at)), w_ptr, at)
+                    at = builder.add(start, offsets[u])
+                    w = load(w_ptr, at)
+                    for q in range(4):
+                        w = fused(x[q], cd[q][u], w)
+                    store(w, w_ptr, at)
 
-        _over_chunks(builder, width, lanes, chunk)
+        _over_chunks(builder, width, lanes, chunk, _GROUP_VECTORS)
         return context.get_dummy_value()
 
-    return nbtypes.void(wt, width, ids, x, t0, t1, coef, d), codegen
+    return nbtypes.void(wt, width, ids, t0, t1, a0, a1, a2, a3, c0, c1, c2, c3,
+                        d0, d1, d2, d3), codegen
 
 
 @intrinsic
@@ -936,29 +894,6 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
 
 
 @njit(**_INLINE)
-def _nonzero_list(a, n_in, idx, at, density, count_first):
-    """Indices of the non-zero ``a[:n_in]`` into ``idx[at:]`` (which has 8 spare entries
-    after them), and their count; -1 when more than ``density`` of the inputs are non-zero.
-    ``count_first`` (for inputs expected to be dense) counts with a cheap vectorised pass
-    before compressing."""
-    limit = density * n_in
-    if count_first:
-        count = 0
-        for k in range(n_in):
-            count += a[k] != 0  # NaN counts as non-zero, so it propagates
-        if count > limit:
-            return -1
-    count = 0
-    whole = n_in - n_in % 8
-    for k in range(0, whole, 8):
-        count += _pack8(a, k, _LEFT_PACK, idx, at + count)
-    for k in range(whole, n_in):
-        idx[at + count] = k  # branch-free: overwritten unless a[k] is kept
-        count += a[k] != 0
-    return count if count <= limit else -1
-
-
-@njit(**_INLINE)
 def _input_row(X, order, pos, i, acts, lay, layer):
     """Where sample ``i``'s input to ``layer`` is: ``(array, row, first column)`` (its row
     of X, or the previous layer's output in ``acts``)."""
@@ -975,81 +910,89 @@ def _input_row(X, order, pos, i, acts, lay, layer):
 
 
 @njit(**_INLINE)
-def _forward_group(layer, g, lay, w_rows, X, order, pos, acts, ids, u_off, all_idx, density):
-    """Samples g..g+3 of a layer with wide rows: their sums through one pass over the rows
-    of the union of their non-zero inputs (or all rows when that union is dense)."""
-    n_in, pad, a_off = lay[SIZE, layer - 1], lay[PAD, layer], lay[A_OFF, layer]
-    src0, r0, col = _input_row(X, order, pos, g, acts, lay, layer)
-    src1, r1, _ = _input_row(X, order, pos, g + 1, acts, lay, layer)
-    src2, r2, _ = _input_row(X, order, pos, g + 2, acts, lay, layer)
-    src3, r3, _ = _input_row(X, order, pos, g + 3, acts, lay, layer)
-    a0, a1 = src0[r0, col:col + n_in], src1[r1, col:col + n_in]
-    a2, a3 = src2[r2, col:col + n_in], src3[r3, col:col + n_in]
+def _group_inputs(layer, g, n_real, lay, X, order, pos, acts):
+    """The inputs to ``layer`` of samples g..g+3; where the group has only ``n_real`` < 4
+    samples, the missing ones repeat sample g's (callers give them a zero coefficient or
+    discard their result)."""
+    n_in = lay[SIZE, layer - 1]
+    src, row, col = _input_row(X, order, pos, g, acts, lay, layer)
+    a0 = src[row, col:col + n_in]
+    a1 = a2 = a3 = a0
+    if n_real > 1:
+        src, row, col = _input_row(X, order, pos, g + 1, acts, lay, layer)
+        a1 = src[row, col:col + n_in]
+    if n_real > 2:
+        src, row, col = _input_row(X, order, pos, g + 2, acts, lay, layer)
+        a2 = src[row, col:col + n_in]
+    if n_real > 3:
+        src, row, col = _input_row(X, order, pos, g + 3, acts, lay, layer)
+        a3 = src[row, col:col + n_in]
+    return a0, a1, a2, a3
+
+
+@njit(**_INLINE)
+def _union_list(a0, a1, a2, a3, n_in, ids, at, density):
+    """Indices of the inputs where any of ``a0..a3`` is non-zero (NaN included) into
+    ``ids[at:]`` (8 spare entries after them), and their count; -1 when more than
+    ``density`` of the inputs are listed."""
     count = 0
     whole = n_in - n_in % 8
     for k in range(0, whole, 8):
-        count += _pack8_union(a0, a1, a2, a3, k, _LEFT_PACK, ids, u_off + count)
+        count += _pack8_union(a0, a1, a2, a3, k, _LEFT_PACK, ids, at + count)
     for k in range(whole, n_in):
-        ids[u_off + count] = k  # branch-free, as in _nonzero_list
+        ids[at + count] = k  # branch-free: overwritten unless one of them is non-zero
         count += (a0[k] != 0) | (a1[k] != 0) | (a2[k] != 0) | (a3[k] != 0)
-    rows = ids[u_off:u_off + n_in]
-    if count > density * n_in:
-        rows = all_idx
-        count = n_in
-    _rows_dot4(acts[g, a_off:a_off + pad], acts[g + 1, a_off:a_off + pad],
-               acts[g + 2, a_off:a_off + pad], acts[g + 3, a_off:a_off + pad], w_rows, pad,
-               rows, a0, a1, a2, a3, count)
+    return count if count <= density * n_in else -1
 
 
+@njit(**_HELPER_LEAF)
 def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
-                   density, code, with_bias, wide_pad):
-    """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] over the non-zero
-    inputs (or all; without b for a batch-normalised layer), then activations in place;
-    keeps each input index list in idx/nnz and, for the output layer, z in z_out. In the
-    wide variant, a layer of at least ``wide_pad`` padded units takes whole groups of
-    four samples (i0 + 4q) through one pass over its weights (:func:`_forward_group`);
-    a sample's rounding then depends on its group, identically in serial and threaded
-    calls, and a sample with a zero input adds 0·w for that row (NaN only if w is not
-    finite, that is after training has diverged).
+                   density, code, with_bias):
+    """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] (without b for a
+    batch-normalised layer), then activations in place; for the output layer, z also in
+    z_out.
+
+    Groups of four samples g = i0 + 4q (i0 a multiple of 4) share one pass over the rows of
+    the union of their non-zero inputs, or over all rows when more than ``density`` of the
+    inputs are in it; the update then visits the same rows. The group's list goes to
+    ``idx[g // 4]`` and its length (-1: all rows) to ``nnz[g // 4, layer]``. Each sum adds
+    its rows in ascending order and a zero input adds an exact zero (0·w: NaN only if w is
+    not finite, that is after training has diverged), so a sample's sums do not depend on
+    its group, and threaded calls (one group each) give the serial bits. A group of fewer
+    than four repeats its first sample, whose sums are then stored twice.
 
     Returns, for the first layer, how many of the samples had a NaN or infinite
     pre-activation (0 for other layers): every NaN or ±inf input is in the sum, so the
     count is 0 only for finite inputs, and prediction needs no separate pass over X."""
     n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
-    t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
+    t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
     w_rows = work[t_off:t_off + (n_in + 1) * pad]
     wt = w_rows.reshape((n_in + 1, pad))
     last = layer == lay.shape[1] - 1
-    sparse_before = True
     suspicious = 0
     zero = work.dtype.type(0)
-    u_off = lay[U_OFF, layer]
     for g in range(i0, i1, 4):
-        grouped = False
-        if _WIDE:  # a compile-time constant: see _variant
-            grouped = pad >= wide_pad and g + 4 <= i1
-        for i in range(g, min(g + 4, i1)):
-            if layer == 1 and pos + i + 1 < order.size:
-                _prefetch_row(X, order[pos + i + 1])
-            src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
-            a = src[row, col:col + n_in]
-            count = _nonzero_list(a, n_in, idx[i], i_off, density, not sparse_before)
-            nnz[i, layer] = count
-            sparse_before = count >= 0
+        n_real = min(4, i1 - g)
+        if layer == 1:  # the next group's rows of X, whose order the hardware cannot guess
+            for i in range(pos + g + 4, min(pos + g + 8, order.size)):
+                _prefetch_row(X, order[i])
+        for i in range(g, g + n_real):
             z = acts[i, a_off:a_off + pad]
             for j in range(pad):
                 z[j] = wt[n_in, j] if with_bias else zero
-            if not grouped:
-                ids = idx[i, i_off:i_off + n_in]
-                if count < 0:
-                    ids = all_idx
-                    count = n_in
-                _rows_dot(z, w_rows, pad, ids, a, count)
-        if _WIDE:
-            if grouped:
-                _forward_group(layer, g, lay, w_rows, X, order, pos, acts, idx[g], u_off,
-                               all_idx, density)
-        for i in range(g, min(g + 4, i1)):
+        a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
+        union = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off, density)
+        nnz[g // 4, layer] = union
+        rows = idx[g // 4, u_off:u_off + n_in]
+        if union < 0:
+            rows = all_idx
+            union = n_in
+        z0 = acts[g, a_off:a_off + pad]
+        z1 = acts[g + 1, a_off:a_off + pad] if n_real > 1 else z0
+        z2 = acts[g + 2, a_off:a_off + pad] if n_real > 2 else z0
+        z3 = acts[g + 3, a_off:a_off + pad] if n_real > 3 else z0
+        _rows_dot4(z0, z1, z2, z3, w_rows, pad, rows, a0, a1, a2, a3, union)
+        for i in range(g, g + n_real):
             z = acts[i, a_off:a_off + pad]
             if layer == 1:
                 probe = zero
@@ -1091,121 +1034,102 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
         _derivative_times(d, pre_drop[i, p_off:p_off + n_in], n_in, code)
 
 
+@njit(**_INLINE)
+def _first_at_least(ids, count, k):
+    """The first position of the ascending ``ids[:count]`` whose entry is at least ``k``
+    (bisection: a thread's block of rows is a short stretch of a list)."""
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ids[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(**_HELPER_LEAF)
 def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
                        nnz, all_idx):
     """Rows k0..k1-1 of layer's transposed weights in ``tgt``: += coef·Σ_i a_i[k]·δ_i,
-    sample by sample (small mini-batches or layers: see :func:`_update_layer`).
+    four samples per pass over the rows (small mini-batches or layers: see
+    :func:`_update_layer`).
 
-    A sample with an input index list updates only those rows; the others go four at a
-    time over every row. Each element sums the samples in the same order whatever the
-    row range, so splitting rows over threads changes no result."""
+    A group whose inputs are sparse visits the rows of the union of its index lists
+    (made by the forward pass), any other group every row. Each element receives its
+    samples' shares one after another in sample order (:func:`_rows_axpy4`), whatever
+    the grouping or the row range, so splitting rows over threads changes no result."""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
-    t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
+    t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
     w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
-    wt = w_rows.reshape((n_in + 1, pad))
-    # dense samples wait in a queue of four
-    q0 = q1 = q2 = np.int64(0)  # a literal 0 would compile _input_row a second time
-    queued = 0
-    for i in range(m):
-        count = nnz[i, layer]
-        if count < 0 and queued < 3:
-            if queued == 0:
-                q0 = i
-            elif queued == 1:
-                q1 = i
-            else:
-                q2 = i
-            queued += 1
-            continue
-        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
-        a = src[row, col:col + n_in]
-        d = deltas[i, a_off:a_off + pad]
-        if count >= 0:
-            ids = idx[i, i_off:i_off + n_in]  # ascending
-            lo = 0
-            while lo < count and ids[lo] < k0:
-                lo += 1
-            hi = lo
-            while hi < count and ids[hi] < k1:
-                hi += 1
-            _rows_axpy(w_rows, pad, ids, a, lo, hi, coef, d)
-            continue
-        src, row, col = _input_row(X, order, pos, q0, acts, lay, layer)
-        a0 = src[row, col:col + n_in]
-        src, row, col = _input_row(X, order, pos, q1, acts, lay, layer)
-        a1 = src[row, col:col + n_in]
-        src, row, col = _input_row(X, order, pos, q2, acts, lay, layer)
-        a2 = src[row, col:col + n_in]
-        d0 = deltas[q0, a_off:a_off + pad]
-        d1 = deltas[q1, a_off:a_off + pad]
-        d2 = deltas[q2, a_off:a_off + pad]
-        for k in range(k0, k1):
-            c0 = coef * a0[k]
-            c1 = coef * a1[k]
-            c2 = coef * a2[k]
-            c3 = coef * a[k]
-            for j in range(pad):
-                wt[k, j] += (c0 * d0[j] + c1 * d1[j]) + (c2 * d2[j] + c3 * d[j])
-        queued = 0
-    for q in range(queued):
-        i = q0 if q == 0 else (q1 if q == 1 else q2)
-        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
-        a = src[row, col:col + n_in]
-        d = deltas[i, a_off:a_off + pad]
-        for k in range(k0, k1):
-            c = coef * a[k]
-            for j in range(pad):
-                wt[k, j] += c * d[j]
+    zero = tgt.dtype.type(0)
+    for g in range(0, m, 4):
+        n_real = min(4, m - g)
+        a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
+        d0 = deltas[g, a_off:a_off + pad]
+        d1 = deltas[g + 1, a_off:a_off + pad] if n_real > 1 else d0
+        d2 = deltas[g + 2, a_off:a_off + pad] if n_real > 2 else d0
+        d3 = deltas[g + 3, a_off:a_off + pad] if n_real > 3 else d0
+        union = nnz[g // 4, layer]
+        ids = idx[g // 4, u_off:u_off + n_in]
+        lo, hi = k0, k1
+        if union < 0:
+            ids = all_idx
+        else:
+            lo = _first_at_least(ids, union, k0)
+            hi = _first_at_least(ids, union, k1)
+        _rows_axpy4(w_rows, pad, ids, lo, hi, a0, a1, a2, a3, coef,
+                    coef if n_real > 1 else zero, coef if n_real > 2 else zero,
+                    coef if n_real > 3 else zero, d0, d1, d2, d3)
+
+
+@njit(**_INLINE)
+def _list_in_column(k, i, v, m, col_count, col_who, col_val):
+    """Append sample ``i``'s input ``v`` to column k's list, if it is non-zero (NaN counts
+    as non-zero: it must propagate)."""
+    p = k * m + col_count[k]
+    col_who[p] = i  # branch-free: overwritten unless v is kept
+    col_val[p] = v
+    col_count[k] += v != 0
 
 
 @njit(**_HELPER_LEAF)
 def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                       nnz, col_count, col_who, col_val):
+                       nnz, all_idx, col_count, col_who, col_val):
     """Rows k0..k1-1 of layer's transposed weights in ``tgt``: += coef·Σ_i a_i[k]·δ_i,
     each weight's sum gathered in registers (large mini-batches and layers: see
     :func:`_update_layer`).
 
     First lists the mini-batch's non-zero inputs k0..k1-1 column by column: input k's are
     the ``col_count[k]`` entries from ``k·m`` of ``col_who`` (the sample, ascending) and
-    ``col_val`` (the value), from the samples' index lists where the forward pass made
-    them, else from their rows (NaN counts as non-zero: it must propagate). Each element
-    sums the samples in the same order whatever the row range, so splitting rows over
-    threads changes no result."""
+    ``col_val`` (the value), taken on the rows of each group's union list (or all rows).
+    Each element sums the samples in the same order whatever the row range, so splitting
+    rows over threads changes no result."""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
-    t_off, a_off, i_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[I_OFF, layer]
+    t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
     w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
     for k in range(k0, k1):
         col_count[k] = 0
-    for i in range(m):
-        count = nnz[i, layer]
-        src, row, col = _input_row(X, order, pos, i, acts, lay, layer)
-        a = src[row, col:col + n_in]
-        if count >= 0:
-            ids = idx[i, i_off:i_off + n_in]  # ascending
-            t = 0
-            if k0 > 0:  # bisect: a thread's block of rows is a short stretch of the list
-                hi = count
-                while t < hi:
-                    mid = (t + hi) >> 1
-                    if ids[mid] < k0:
-                        t = mid + 1
-                    else:
-                        hi = mid
-            while t < count and ids[t] < k1:
-                k = ids[t]
-                p = k * m + col_count[k]
-                col_who[p] = i
-                col_val[p] = a[k]
-                col_count[k] += 1
-                t += 1
+    for g in range(0, m, 4):
+        n_real = min(4, m - g)
+        a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
+        union = nnz[g // 4, layer]
+        ids = idx[g // 4, u_off:u_off + n_in]
+        lo, hi = k0, k1
+        if union < 0:
+            ids = all_idx
         else:
-            for k in range(k0, k1):
-                v = a[k]
-                p = k * m + col_count[k]
-                col_who[p] = i  # branch-free: overwritten unless v is kept
-                col_val[p] = v
-                col_count[k] += v != 0
+            lo = _first_at_least(ids, union, k0)
+            hi = _first_at_least(ids, union, k1)
+        for t in range(lo, hi):
+            k = np.int64(ids[t])
+            _list_in_column(k, g, a0[k], m, col_count, col_who, col_val)
+            if n_real > 1:
+                _list_in_column(k, g + 1, a1[k], m, col_count, col_who, col_val)
+            if n_real > 2:
+                _list_in_column(k, g + 2, a2[k], m, col_count, col_who, col_val)
+            if n_real > 3:
+                _list_in_column(k, g + 3, a3[k], m, col_count, col_who, col_val)
     _columns_update(w_rows, pad, k0, k1, col_count, m, col_who, col_val, deltas, a_off, coef)
 
 
@@ -1213,7 +1137,7 @@ def _update_layer(by_columns, layer, k0, k1, m, coef, lay, tgt, X, order, pos, a
                   idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
     """Rows k0..k1-1 of layer's transposed weights in ``tgt``, and the bias with the last
     rows: += coef·Σ_i a_i[k]·δ_i. ``by_columns`` picks the path in the wide variant: the
-    mini-batch's sums gathered per weight (:func:`_update_by_columns`) or sample by sample
+    mini-batch's sums gathered per weight (:func:`_update_by_columns`) or four samples at a time
     (:func:`_update_by_samples`, the only path of the narrow variant); see
     ``config.COLUMN_UPDATE_MIN_BATCH``."""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
@@ -1227,7 +1151,7 @@ def _update_layer(by_columns, layer, k0, k1, m, coef, lay, tgt, X, order, pos, a
     if _WIDE:  # a compile-time constant: see _variant
         if by_columns:
             _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
-                               idx, nnz, col_count, col_who, col_val)
+                               idx, nnz, all_idx, col_count, col_who, col_val)
             return
     _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
                        nnz, all_idx)
@@ -1490,11 +1414,11 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     or (0, n_out) in the params' dtype; ``labels`` int64 (n,) or (0,) (class labels are
     used when non-empty); ``order`` int64 row indices; ``grads`` like ``params``. Scratch:
     ``work`` and ``gwork`` (work_size,), ``acts`` and ``deltas`` (batch_size, act_width),
-    ``z_out`` (batch_size, P_L), ``idx`` uint32 (batch_size, idx_width + 8), ``nnz`` int64
-    (batch_size, L + 1), ``sample_cost`` (batch_size,), ``col_count`` int64 (n_in) and
-    ``col_who`` uint32 and ``col_val`` (batch_size · n_in), n_in the largest input width
-    of a layer that takes the column path (see :func:`column_inputs`; may be empty),
-    ``all_idx`` uint32 ``arange(max(sizes))``. None of these arrays may overlap.
+    ``z_out`` (batch_size, P_L), ``idx`` uint32 (groups, idx_width) and ``nnz`` int64
+    (groups, L + 1) with groups = ⌈batch_size / 4⌉ (see :func:`_forward_layer`),
+    ``sample_cost`` (batch_size,), ``col_count`` int64 (n_in) and ``col_who`` uint32 and
+    ``col_val`` (batch_size · n_in), n_in the largest input width of a layer that takes
+    the column path (see :func:`column_inputs`; may be empty), ``all_idx`` uint32 ``arange(max(sizes))``. None of these arrays may overlap.
     ``start`` must be a multiple of batch_size within the epoch so that chunked calls form
     the same batches as one call.
     ``density``: see the module docstring; ``parallel_work``: multiply-adds from which a
@@ -1559,10 +1483,10 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                 for q in prange(quads):
                     _forward_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, X, order, pos,
                                    acts, z_out, idx, nnz, all_idx, density, code,
-                                   not normalised, wide_pad)
+                                   not normalised)
             else:
                 _forward_layer(layer, i_0, m, lay, work, X, order, pos, acts, z_out, idx,
-                               nnz, all_idx, density, code, not normalised, wide_pad)
+                               nnz, all_idx, density, code, not normalised)
             if _FEATURES:
                 if normalised:
                     _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat,
@@ -1621,7 +1545,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
 
 
 def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts, z_out, idx,
-                 nnz, suspicious, density, wide_pad, all_idx, bn_running, bn_eps):
+                 nnz, suspicious, density, all_idx, bn_running, bn_eps):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
     pre-activations ``out_z`` (both (n, n_out), params' dtype) and returns how many rows
     had a NaN or infinite first-layer pre-activation (see :func:`_forward_layer`; counted
@@ -1632,8 +1556,9 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
 
     Rows go in blocks of ``acts.shape[1]``, one parallel task each, ``acts.shape[0]``
     blocks at a time (one scratch slot per task): ``acts`` (slots, block, act_width),
-    ``z_out`` (slots, block, P_L), ``idx`` uint32 (slots, block, idx_width + 8), ``nnz`` int64
-    (slots, block, L + 1); ``work`` (work_size,); ``rows`` int64 ``arange(n)``."""
+    ``z_out`` (slots, block, P_L), ``idx`` uint32 (slots, groups, idx_width) and ``nnz``
+    int64 (slots, groups, L + 1) with groups = ⌈block / 4⌉; ``work`` (work_size,); ``rows``
+    int64 ``arange(n)``."""
     _load_work(params, lay, work)
     depth = lay.shape[1] - 1
     n_out, a_off = lay[SIZE, depth], lay[A_OFF, depth]
@@ -1652,7 +1577,7 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
                 code = output if layer == depth else (IDENTITY if normalised else hidden)
                 suspicious[s] += _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s],
                                                 z_out[s], idx[s], nnz[s], all_idx, density,
-                                                code, not normalised, wide_pad)
+                                                code, not normalised)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
                                           hidden)
@@ -1679,22 +1604,18 @@ def _variant(func, suffix, options, **constants):
     return njit(**options)(twin)
 
 
-# Narrow and wide variants of the per-layer steps. The wide-row paths (four samples per
-# pass over a layer's weights, the update summed per weight over the mini-batch) pay only
-# for layers of at least config.COLUMN_UPDATE_MIN_ROW_BYTES; a network without such a layer
-# (the seeds' [784, 30, 10]) runs kernels compiled without them, so its first fit does not
-# pay for their compilation (about 2 s with the four-sample forward pass; the column
-# update alone took 0.6 s).
-_STEPS = {wide: dict(_forward_layer=_variant(_forward_layer, "_" + name, _HELPER_LEAF,
-                                            _WIDE=wide),
-                     _update_layer=_variant(_update_layer, "_" + name, _INLINE, _WIDE=wide))
+# Narrow and wide variants of the update step. The column update (the mini-batch's sums
+# gathered per weight) pays only for layers of at least config.COLUMN_UPDATE_MIN_ROW_BYTES;
+# a network without such a layer (the seeds' [784, 30, 10]) runs kernels compiled without
+# it, so its first fit does not pay for its compilation (about 0.6 s).
+_STEPS = {wide: dict(_update_layer=_variant(_update_layer, "_" + name, _INLINE, _WIDE=wide))
           for wide, name in ((False, "narrow"), (True, "wide"))}
 
 
 def _compile(func, parallel, features=True, wide=False):
     """Compile ``func`` serially or with ``parallel=True``, each with its own cache entry;
     ``features=False`` compiles it without the training features (the global ``_FEATURES``
-    is a compile-time constant); ``wide`` calls the wide variants of the layer steps."""
+    is a compile-time constant); ``wide`` calls the wide variant of the update step."""
     suffix = (("_parallel" if parallel else "_serial") + ("" if features else "_plain")
               + ("_wide" if wide else ""))
     # No reference counting (the kernels allocate nothing; the caller keeps every array
@@ -1709,5 +1630,4 @@ def _compile(func, parallel, features=True, wide=False):
 # Each twin compiles on its first call only.
 TRAIN = {(parallel, features, wide): _compile(train_batches, parallel, features, wide)
          for parallel in (False, True) for features in (False, True) for wide in (False, True)}
-FORWARD = {(parallel, wide): _compile(forward_rows, parallel, wide=wide)
-           for parallel in (False, True) for wide in (False, True)}
+FORWARD = {parallel: _compile(forward_rows, parallel) for parallel in (False, True)}

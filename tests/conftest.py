@@ -82,9 +82,8 @@ def targets_for(output, labels, n_out, rng):
 
 @pytest.fixture(params=["narrow", "wide"])
 def row_paths(request, monkeypatch):
-    """Run every layer on the narrow-row kernels (one sample per pass over the weights,
-    the update sample by sample) or on the wide-row paths (each whole group of four
-    samples in one pass, the update summed per weight over the mini-batch), whatever the
+    """Run every layer's update on the narrow-row kernels (four samples per pass over the
+    weights) or on the wide-row path (summed per weight over the mini-batch), whatever the
     layer sizes."""
     wide = request.param == "wide"
     monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_BATCH", 1 if wide else 10**9)

@@ -3,9 +3,9 @@
 The kernels choose at run time between paths that must give the same numbers up to
 rounding: index lists of non-zero inputs or every input (``config.SPARSE_MAX_DENSITY``),
 serial steps or threads (``config.PARALLEL_MIN_WORK``), kernels with or without the
-wide-row paths (four samples per pass over a layer's weights, the update summed per weight
-over the mini-batch: ``config.COLUMN_UPDATE_MIN_*``, fixture ``row_paths``), one or several
-prediction blocks.
+wide-row update path (summed per weight over the mini-batch instead of four samples per
+pass over the weights: ``config.COLUMN_UPDATE_MIN_*``, fixture ``row_paths``), one or
+several prediction blocks.
 Default settings send small test networks down only some of them, so these tests force
 each one. Tolerances as in test_oracle_agreement.py: float64 parameters after an epoch
 1e-10 relative (rounding carried over 100+ mini-batches of a contractive map), float32
@@ -113,7 +113,7 @@ def test_prediction_over_many_blocks_matches_oracle(monkeypatch, backend):
 
 def test_input_with_nan_is_not_skipped_as_zero(row_paths):
     """A NaN input must reach the output (it is not zero), on the index-list path too, and
-    only its own sample's (in the wide kernels the four samples share one pass)."""
+    only its own sample's (the four samples of a group share one pass)."""
     net = engine.Network([37, 5, 4], seed=0)
     X, _ = sparse_task(n=4, zeros=0.9)
     X[1, 3] = np.nan
@@ -159,24 +159,34 @@ def test_vectorised_exp_is_within_one_ulp_of_numpy(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_nonzero_index_lists_match_flatnonzero(dtype):
+def test_union_index_lists_match_flatnonzero(dtype):
+    """A group's list: the inputs where any of its four samples is non-zero, ascending
+    (NaN counts as non-zero, -0.0 as zero); -1 past the density limit. A group of fewer
+    than four repeats its first sample, which must not change the list."""
     from numba import njit
 
     @njit
-    def lists(X, density, out, counts):
-        for r in range(X.shape[0]):
-            counts[r] = cpu._nonzero_list(X[r], X.shape[1], out[r], 0, density, r % 2 == 0)
+    def lists(X, groups, density, out, counts):
+        for r in range(groups.shape[0]):
+            a = groups[r]
+            counts[r] = cpu._union_list(X[a[0]], X[a[1]], X[a[2]], X[a[3]], X.shape[1], out[r],
+                                        0, density)
 
     rng = np.random.default_rng(7)
     X = rng.random((64, 45)).astype(dtype)
-    X[rng.random(X.shape) < 0.8] = 0
-    X[3, [0, 8, 44]] = [np.nan, -0.0, -2.5]  # NaN counts as non-zero, -0.0 as zero
+    X[rng.random(X.shape) < 0.95] = 0
+    X[3, [0, 8, 44]] = [np.nan, -0.0, -2.5]
     X[5] = 1.0  # dense: no list
-    out = np.full((64, 45 + 8), 999, dtype=np.uint32)
-    counts = np.empty(64, dtype=np.int64)
-    lists(X, 0.6, out, counts)
-    for r in range(64):
-        expected = np.flatnonzero(X[r] != 0)
+    groups = np.concatenate([np.arange(64).reshape(16, 4),
+                             rng.integers(0, 64, (16, 1)).repeat(4, axis=1),  # one sample
+                             [[3, 3, 3, 3], [3, 9, 3, 3], [5, 6, 7, 8]]])
+    out = np.full((len(groups), 45 + 8), 999, dtype=np.uint32)
+    counts = np.empty(len(groups), dtype=np.int64)
+    lists(X, groups, 0.6, out, counts)
+    listed = out[-3, :counts[-3]]
+    assert counts[-1] == -1 and 0 in listed and 44 in listed and 8 not in listed
+    for r, members in enumerate(groups):
+        expected = np.flatnonzero((X[members] != 0).any(axis=0))
         if expected.size > 0.6 * 45:
             assert counts[r] == -1
         else:
@@ -184,17 +194,34 @@ def test_nonzero_index_lists_match_flatnonzero(dtype):
             np.testing.assert_array_equal(out[r, :counts[r]], expected)
 
 
+@pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
+def test_a_sample_predicts_the_same_bits_in_any_group(backend, row_paths):
+    """The forward pass takes four samples per pass over the union of their non-zero
+    inputs; a zero input adds an exact zero and every sum runs in input order, so a row
+    predicted alone, or with other neighbours, gives the same bits."""
+    X, y = sparse_task(n=67, n_in=120, zeros=0.8)
+    net = engine.Network([120, 24, 9, 4], activation="tanh", backend=backend, seed=3)
+    net.fit(X, y, epochs=1, batch_size=7, lr=0.05)
+    together = net.predict_proba(X)
+    alone = np.concatenate([net.predict_proba(X[i:i + 1]) for i in range(len(X))])
+    shifted = net.predict_proba(X[3:])
+    np.testing.assert_array_equal(alone, together)
+    np.testing.assert_array_equal(shifted, together[3:])
+
+
 def test_column_lists_are_sized_only_for_layers_that_use_them():
     """The column path's lists hold batch_size × (widest input of a layer that takes it):
     nothing for Nielsen's net or for small batches, so a full-batch gradient of a large
     X allocates no lists it would never fill."""
     rule = (config.COLUMN_UPDATE_MIN_BATCH, -(-config.COLUMN_UPDATE_MIN_ROW_BYTES // 4))
+    wide = cpu.plan([784, 1024, 256, 10], config.PAD_BYTES, 4)[0]
     deep = cpu.plan([784, 512, 256, 10], config.PAD_BYTES, 4)[0]
     seeds = cpu.plan([784, 30, 10], config.PAD_BYTES, 4)[0]
-    assert cpu.column_inputs(deep, 128, *rule) == 784
-    assert cpu.column_inputs(deep, rule[0] - 1, *rule) == 0
-    assert cpu.column_inputs(cpu.plan([300, 30, 200, 10], config.PAD_BYTES, 4)[0], 128,
-                             *rule) == 30  # only the 200-unit layer's rows are wide enough
+    assert cpu.column_inputs(wide, 128, *rule) == 784
+    assert cpu.column_inputs(wide, rule[0] - 1, *rule) == 0
+    assert cpu.column_inputs(cpu.plan([300, 30, 1200, 10], config.PAD_BYTES, 4)[0], 128,
+                             *rule) == 30  # only the 1200-unit layer's rows are wide enough
+    assert cpu.column_inputs(deep, 128, *rule) == 0
     assert cpu.column_inputs(seeds, 60_000, *rule) == 0
 
 
@@ -221,23 +248,21 @@ def test_avx2_build_matches_oracle(tmp_path):
 
 @pytest.mark.parametrize("sizes,dtype,wide", [
     ([784, 30, 10], "float32", False),   # 128-byte rows: the default fit stays narrow
-    ([784, 30, 10], "float64", False),   # 256 bytes
-    ([784, 100, 10], "float64", True),   # 896 bytes
-    ([784, 512, 256, 10], "float32", True),
+    ([784, 512, 256, 10], "float32", False),   # 2,048 bytes
+    ([784, 512, 10], "float64", True),   # 4,096 bytes
+    ([784, 1200, 10], "float32", True),
 ])
 def test_networks_with_a_wide_layer_take_the_wide_kernels(sizes, dtype, wide):
     net = engine.Network(sizes, dtype=dtype, backend="numba")
     backend = net._backend
     assert backend._wide(net)[0] is wide
     called = []
-    for kernels in (backend._train_kernels, backend._forward_kernels):
-        for key, kernel in list(kernels.items()):
-            kernels[key] = (lambda key, kernel: lambda *args: (called.append(key),
-                                                                kernel(*args))[1])(key, kernel)
+    for key, kernel in list(backend._train_kernels.items()):
+        backend._train_kernels[key] = (lambda key, kernel: lambda *args: (
+            called.append(key), kernel(*args))[1])(key, kernel)
     X = np.zeros((4, sizes[0]))
     net.fit(X, np.arange(4) % sizes[-1], epochs=1, batch_size=4, lr=0.1)
-    net.predict(X)
-    assert called == [(False, wide), wide]  # (features, wide) for training; wide
+    assert called == [(False, wide)]  # (features, wide)
 
 
 def test_big_batches_thread_smaller_steps_with_the_same_bits():

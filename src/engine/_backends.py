@@ -101,11 +101,10 @@ class NumbaBackend:
         self._threads = get_num_threads
         self.parallel = parallel
         self.name = "numba-parallel" if parallel else "numba"
-        # (features, wide) -> training kernel; wide -> prediction kernel (see cpu._compile)
+        # (features, wide) -> training kernel (see cpu._compile)
         self._train_kernels = {key[1:]: kernel for key, kernel in cpu.TRAIN.items()
                                if key[0] == parallel}
-        self._forward_kernels = {key[1]: kernel for key, kernel in cpu.FORWARD.items()
-                                 if key[0] == parallel}
+        self._forward_kernel = cpu.FORWARD[parallel]
         self._plan_key = None
         self._scratch_key = None
 
@@ -131,6 +130,7 @@ class NumbaBackend:
         if key != self._scratch_key:
             columns = self._cpu.column_inputs(lay, batch_size, *column_rule)
             depth = len(net.sizes) - 1
+            groups = -(-batch_size // 4)  # the kernels take samples four at a time
             self._buffers = (
                 np.empty_like(net._params),                                  # grads
                 _aligned_empty(work_size, net.dtype),                        # work
@@ -138,8 +138,8 @@ class NumbaBackend:
                 _aligned_empty((batch_size, act_width), net.dtype),          # acts
                 _aligned_empty((batch_size, int(lay[self._cpu.PAD, depth])), net.dtype),
                 _aligned_empty((batch_size, act_width), net.dtype),          # deltas
-                np.empty((batch_size, idx_width + 8), np.uint32),            # idx
-                np.empty((batch_size, depth + 1), np.int64),                 # nnz
+                np.empty((groups, idx_width), np.uint32),                    # idx
+                np.empty((groups, depth + 1), np.int64),                     # nnz
                 np.empty(batch_size, net.dtype),                             # sample_cost
                 np.empty(columns, np.int64),                                 # col_count
                 np.empty(batch_size * columns, np.uint32),                   # col_who
@@ -198,15 +198,15 @@ class NumbaBackend:
         slots = min(n_blocks, 4 * self._threads()) if self.parallel else 1
         out_a = np.empty((n_rows, n_out), net.dtype)
         out_z = np.empty((n_rows, n_out), net.dtype)
-        wide, wide_units = self._wide(net)
-        suspicious = self._forward_kernels[wide](
+        groups = -(-block // 4)
+        suspicious = self._forward_kernel(
             net._params, lay, net._codes[0], net._codes[1], X, out_a, out_z,
             _aligned_empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
             _aligned_empty((slots, block, act_width), net.dtype),
             _aligned_empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),
-            np.empty((slots, block, idx_width + 8), np.uint32),
-            np.empty((slots, block, depth + 1), np.int64), np.empty(slots, np.int64),
-            float(config.SPARSE_MAX_DENSITY), wide_units, self._all_idx, net._bn_running,
+            np.empty((slots, groups, idx_width), np.uint32),
+            np.empty((slots, groups, depth + 1), np.int64), np.empty(slots, np.int64),
+            float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
             float(config.BN_EPS))
         return out_a, out_z, suspicious
 

@@ -46,22 +46,20 @@ PARALLEL_MIN_WORK_BIG_BATCH = 1 << 19
 # task in numba-parallel.
 PARALLEL_ROW_BLOCK = 64
 
-# The weight update of a layer either adds each sample's share straight into the weights
-# (every weight row a sample touches is read and written once per sample), or first lists
-# the mini-batch's non-zero inputs column by column and sums each weight's share over the
-# whole mini-batch in registers (each weight read and written once per mini-batch; the
-# listing costs ~20 cycles per non-zero input). The second is used from
+# The weight update of a layer either adds four samples' shares at a time straight into the
+# weights (every weight row the group touches is read and written once per group of four),
+# or first lists the mini-batch's non-zero inputs column by column and sums each weight's
+# share over the whole mini-batch in registers (each weight read and written once per
+# mini-batch; the listing costs ~20 cycles per non-zero input). The second is used from
 # COLUMN_UPDATE_MIN_BATCH samples when a padded row of the layer's units has at least
-# COLUMN_UPDATE_MIN_ROW_BYTES. Measured on [784, H, 10] ReLU nets, real MNIST, one core
-# (cycle counts of the first layer's update, README "Performance"): 1.1-1.5x faster at
-# H = 100 (float32) or 64 (float64) from batch 16, 2-3.4x at H = 512; slower for batches
-# of 10 and for rows of 128 bytes (the seeds' [784, 30, 10], every output layer of 10).
-# Layers of at least COLUMN_UPDATE_MIN_ROW_BYTES also take their forward pass four samples
-# at a time (one pass over the weights for the four; on [784, 512, 256, 10] at batch 128
-# the second layer's forward pass 1.4x faster, the first 1.1x). Networks without such a
-# layer run kernels compiled without both paths (engine.kernels.cpu, "Narrow and wide").
+# COLUMN_UPDATE_MIN_ROW_BYTES: layers whose weights outgrow the L2 cache. Measured on
+# [784, H, 10] ReLU nets, real MNIST, one core, cycle counts of the first layer's update
+# (session 7, README "Performance"): per-weight sums 1.3-1.6x faster with rows of 4,096
+# bytes (H = 1,024 float32 or 512 float64, batches 16-128) and 1.7x at 8,192; about equal
+# at 2,048 (H = 512 float32: 0.9-1.1x); 2x slower at 512 (H = 100). Networks without such
+# a layer run kernels compiled without that path (engine.kernels.cpu, "Narrow and wide").
 COLUMN_UPDATE_MIN_BATCH = 16
-COLUMN_UPDATE_MIN_ROW_BYTES = 512
+COLUMN_UPDATE_MIN_ROW_BYTES = 4096
 
 # --- CUDA backend (engine.cuda_backend, kernels/cuda.py). Sensible defaults, not yet tuned
 # on a real GPU. ---
