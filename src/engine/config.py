@@ -20,13 +20,14 @@ PREDICT_BLOCK_ROWS = 256
 # chunks of 4 vectors, then the rest.
 PAD_BYTES = 128
 
-# A sample's input to a layer is treated as sparse (only the weight rows of its non-zero
-# entries are used, in the forward pass and in the update) when at most this fraction of
-# the entries is non-zero. Measured with `python benchmarks/compare.py --density-sweep`
-# (README, "Performance"): at batch 10 the index lists pay up to a density of about 0.65
-# for hidden layers of 30 to 512 units, and cost 10-30% on inputs without zeros. MNIST
-# pixels have a density of about 0.19.
-SPARSE_MAX_DENSITY = 0.6
+# A group of four samples' input to a layer is treated as sparse (only the weight rows of
+# the entries where one of them is non-zero are visited, in the forward pass and in the
+# update) when at most this fraction of the entries is in that union. Measured with
+# `python benchmarks/compare.py --density-sweep` (README, "Performance"; session 7): at
+# batch 10 the lists pay 1.1-1.3x up to a union of about 0.87 (four samples with 40% of
+# their inputs non-zero at random) and are even within noise above. MNIST's pixels: 0.19
+# of a sample's, 0.39 of a group's.
+SPARSE_MAX_DENSITY = 0.9
 
 # numba-parallel starts threads for a step of a mini-batch (forward pass, backpropagated
 # errors, weight update) only from this many multiply-adds; smaller steps run serially,
