@@ -789,10 +789,15 @@ def _copy_tail(src, dst, n_tail):
 
 @njit(**_INLINE)
 def _activate(v, n, code):
-    """Replace the pre-activations ``v[:n]`` (one sample's layer) by activations."""
+    """Replace the pre-activations ``v[:n]`` (one sample's layer) by activations. Sigmoid
+    runs over all of ``v``, which may extend past n over padding (a row of the working
+    layout: whole vectors; a padding unit's activation is never read). Over n = 30 of a
+    32-wide row LLVM vectorised part of the loop and computed the rest one unit at a
+    time: 131 cycles per float32 sample against 67 over the whole row (float64: 228
+    against 180)."""
     one = v.dtype.type(1)
     if code == SIGMOID:
-        for j in range(n):
+        for j in range(v.size):
             # the oracle's overflow-free form: e = exp(-|z|) never exceeds 1
             e = _exp_nonpositive(-abs(v[j]))
             r = one / (one + e)
