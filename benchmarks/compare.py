@@ -287,8 +287,10 @@ def startup_measurements(backends=("numba", "numba-parallel")):
 def density_sweep(rows, repeats, hidden_sizes=(30, 128, 512)):
     """Epoch time with index lists always on vs always off, by input density.
 
-    Inputs: ``rows`` × 784 uniform values with a random fraction zeroed. The ratio crosses
-    1 at the density up to which skipping zeros pays (``config.SPARSE_MAX_DENSITY``)."""
+    Inputs: ``rows`` × 784 uniform values with a random fraction zeroed; the density is a
+    sample's non-zero fraction p. The kernels list each group of four samples' union,
+    1 − (1 − p)⁴ of the inputs, and ``config.SPARSE_MAX_DENSITY`` applies to that union:
+    the ratio crosses 1 at the p up to which skipping zeros pays."""
     from engine import config
 
     saved = config.SPARSE_MAX_DENSITY

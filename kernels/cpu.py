@@ -19,9 +19,9 @@ transposed and padded: ``Wt_l`` with shape ``(n_in + 1, P_l)``, the weights of i
 in row ``k`` and the bias in the last row (``P_l`` is ``n`` rounded up to a whole number
 of ``config.PAD_BYTES``, itself rounded up to whole vectors of :data:`VECTOR_BYTES`; the
 padding columns are zero). Every inner loop then runs along a contiguous row of whole
-vectors, whatever the layer sizes, and one input unit's weights are one row, so a sample
-whose inputs are mostly zero touches only the rows of its non-zero inputs (in the forward
-pass and in the update). Training writes the updated parameters back at the end of the call.
+vectors, whatever the layer sizes, and one input unit's weights are one row, so a group of
+samples whose inputs are mostly zero touches only the rows of the inputs where one of them
+is non-zero (in the forward pass and in the update). Training writes the updated parameters back at the end of the call.
 
 All offsets travel in one int64 array ``lay`` (see :func:`plan`), one column per layer.
 
@@ -137,11 +137,11 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
     ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF``, one column per layer;
-    ``U_OFF``: where the first sample of a group of four keeps the union of the group's
-    input index lists, with 8 spare entries, see :func:`_pack8_union`) and the lengths a
-    caller allocates: ``work`` (flat, the parameters' dtype; batch normalisation's γ and β
-    follow the layers, as in ``params``), one sample's activation row, and one sample's
-    row of index lists.
+    ``U_OFF``: where a group of four samples keeps, in its row of ``idx``, the union of
+    their input index lists to the layer, with 8 spare entries, see
+    :func:`_pack8_union`) and the lengths a caller allocates: ``work`` (flat, the
+    parameters' dtype; batch normalisation's γ and β follow the layers, as in ``params``),
+    one sample's activation row, and one group's row of index lists.
     """
     sizes = [int(n) for n in sizes]
     pad_units = VECTOR_BYTES * max(1, -(-int(pad_bytes) // VECTOR_BYTES)) // int(itemsize)
@@ -316,7 +316,8 @@ def _host_vector_bytes():
 
 
 VECTOR_BYTES = _host_vector_bytes()
-# vectors per chunk of columns when four samples share a pass over the weights (_rows_dot4)
+# vectors per chunk of columns when four samples share a pass over the weights
+# (_rows_dot4, _rows_axpy4)
 _GROUP_VECTORS = 4 if VECTOR_BYTES == 64 else 2
 
 
@@ -371,13 +372,6 @@ def _over_chunks(builder, width, lanes, chunk, most=4):
             chunk(full, 2)
     with builder.if_then(builder.trunc(rest, ir.IntType(1))):  # odd: the last vector
         chunk(builder.sub(width, ir.Constant(_I64, lanes)), 1)
-
-
-def _indexed_row(builder, ids_ptr, x_ptr, t, width, col):
-    """For entry ``t`` of the index list: ``x[ids[t]]`` and the element offset of column
-    ``col`` of weight row ``ids[t]`` (rows of ``width`` elements)."""
-    k = builder.zext(builder.load(builder.gep(ids_ptr, [t])), _I64)
-    return builder.load(builder.gep(x_ptr, [k])), builder.add(builder.mul(k, width), col)
 
 
 def _float_arrays_ok(arrays):
@@ -453,7 +447,9 @@ def _rows_axpy4(typingctx, wt, width, ids, t0, t1, a0, a1, a2, a3, c0, c1, c2, c
     registers, so a layer whose rows live in L2 moves a quarter of the data. Every element
     receives ``fma(a_s[k], c_s·d_s, w)`` for s = 0, 1, 2, 3 in turn, the order of four
     passes of one sample each, and a sample with a zero at k (or a coefficient of 0: a
-    group of fewer than four) adds an exact zero. The coefficient scales δ, not a_s[k]:
+    group of fewer than four) adds an exact zero while its δ and inputs are finite. (After
+    training has diverged, a non-finite δ or activation makes 0·δ or 0·a NaN, so NaN then
+    reaches the rows of the whole group, not only the sample's own.) The coefficient scales δ, not a_s[k]:
     a scalar product would need a shuffle to broadcast it, and shuffles share a port with
     the 64-byte FMAs (the row then cost twice as long); a_s[k] is broadcast straight from
     memory. Chunks of :data:`_GROUP_VECTORS` vectors (four δ and one weight vector each in
@@ -1423,14 +1419,15 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     (groups, L + 1) with groups = ⌈batch_size / 4⌉ (see :func:`_forward_layer`),
     ``sample_cost`` (batch_size,), ``col_count`` int64 (n_in) and ``col_who`` uint32 and
     ``col_val`` (batch_size · n_in), n_in the largest input width of a layer that takes
-    the column path (see :func:`column_inputs`; may be empty), ``all_idx`` uint32 ``arange(max(sizes))``. None of these arrays may overlap.
+    the column path (see :func:`column_inputs`; may be empty), ``all_idx`` uint32
+    ``arange(max(sizes))``. None of these arrays may overlap.
     ``start`` must be a multiple of batch_size within the epoch so that chunked calls form
     the same batches as one call.
     ``density``: see the module docstring; ``parallel_work``: multiply-adds from which a
     step uses threads; ``row_block``: rows of a weight matrix per thread task in the
-    update; ``wide_pad``: the padded layer width (units) from which the wide variant takes
-    the wide-row paths, ``column_batch`` the smallest mini-batch for its update path
-    (:func:`_forward_layer`, :func:`_update_layer`).
+    update; ``wide_pad``: the padded layer width (units) from which the wide variant's
+    update takes the column path, ``column_batch`` the smallest mini-batch for it
+    (:func:`_update_layer`).
 
     Training features (plain arrays; empty ones switch a feature off):
 

@@ -65,9 +65,12 @@ def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, row_paths, densi
     assert relative_error(nets[1].predict_proba(X), expected) <= RTOL_EPOCH[dtype]
 
 
+@pytest.mark.parametrize("density", [0.0, 1.0], ids=["every-row", "index-lists"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, row_paths, dtype):
-    """Threads for every step (rows split in blocks of 8): the same sums, the same bits."""
+def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, row_paths, dtype, density):
+    """Threads for every step (rows split in blocks of 8, which cut the groups' index lists
+    when they are used): the same sums, the same bits."""
+    monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", density)
     monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(config, "PARALLEL_ROW_BLOCK", 8)
     X, y = sparse_task(n=203, zeros=0.5)
@@ -113,21 +116,24 @@ def test_prediction_over_many_blocks_matches_oracle(monkeypatch, backend):
     assert relative_error(nets[1].predict_proba(X), nets[0].predict_proba(X)) <= 1e-12
 
 
-def test_input_with_nan_is_not_skipped_as_zero(row_paths):
+@pytest.mark.parametrize("density", [0.0, 1.0], ids=["every-row", "index-lists"])
+def test_input_with_nan_is_not_skipped_as_zero(monkeypatch, density):
     """A NaN input must reach the output (it is not zero), on the index-list path too, and
     only its own sample's (the four samples of a group share one pass)."""
+    monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", density)
     net = engine.Network([37, 5, 4], seed=0)
-    X, _ = sparse_task(n=4, zeros=0.9)
+    X = sparse_task(n=5, zeros=0.9)[0][1:]  # four sparse rows (row 0 of the task is dense)
     X[1, 3] = np.nan
     out = net._backend.forward(net, X)[0]  # past the public input check, on purpose
     assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2, 3]]).all()
 
 
-def test_nan_input_reaches_the_weights_on_both_row_paths(row_paths):
+def test_nan_input_reaches_the_weights_on_both_row_paths(monkeypatch, row_paths):
     """The update lists a NaN input among the non-zero ones, so its weights become NaN
     (training diverged visibly) rather than skipping it as a zero."""
+    monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", 1.0)  # every group takes its list
     X, y = sparse_task(n=20, zeros=0.9)
-    X[5, 3] = np.nan
+    X[9, 3] = np.nan  # in the group of rows 8-11, none of them dense
     net = engine.Network([37, 5, 4], seed=0)
     order = np.arange(20, dtype=np.int64)
     net._backend.train(net, X, y.astype(np.int64), np.zeros((0, 4)), order, 0, 20, 20, 0.1)
@@ -196,13 +202,17 @@ def test_union_index_lists_match_flatnonzero(dtype):
             np.testing.assert_array_equal(out[r, :counts[r]], expected)
 
 
+@pytest.mark.parametrize("density", [None, 1.0], ids=["default", "index-lists"])
 @pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
-def test_a_sample_predicts_the_same_bits_in_any_group(backend, row_paths):
+def test_a_sample_predicts_the_same_bits_in_any_group(monkeypatch, backend, density):
     """The forward pass takes four samples per pass over the union of their non-zero
     inputs; a zero input adds an exact zero and every sum runs in input order, so a row
-    predicted alone, or with other neighbours, gives the same bits."""
+    predicted alone, or with other neighbours, gives the same bits (with lists for the
+    ReLU layers' inputs too when every group takes its list)."""
+    if density is not None:
+        monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", density)
     X, y = sparse_task(n=67, n_in=120, zeros=0.8)
-    net = engine.Network([120, 24, 9, 4], activation="tanh", backend=backend, seed=3)
+    net = engine.Network([120, 24, 9, 4], activation="relu", backend=backend, seed=3)
     net.fit(X, y, epochs=1, batch_size=7, lr=0.05)
     together = net.predict_proba(X)
     alone = np.concatenate([net.predict_proba(X[i:i + 1]) for i in range(len(X))])

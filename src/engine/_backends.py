@@ -119,8 +119,9 @@ class NumbaBackend:
         return self._layout
 
     def _wide(self, net):
-        """Whether the network has a layer wide enough for the wide-row paths, and the
-        width in units from which they apply (config.COLUMN_UPDATE_MIN_ROW_BYTES)."""
+        """Whether the network has a layer wide enough for the column update (the wide
+        kernel variant), and the width in units from which it applies
+        (config.COLUMN_UPDATE_MIN_ROW_BYTES)."""
         units = -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize)
         return bool(np.any(self._plan(net)[0][self._cpu.PAD, 1:] >= units)), units
 
