@@ -946,6 +946,36 @@ def _union_list(a0, a1, a2, a3, n_in, ids, at, density):
     return count if count <= density * n_in else -1
 
 
+@njit(**_INLINE)
+def _first_at_least(ids, count, k):
+    """The first position of the ascending ``ids[:count]`` whose entry is at least ``k``
+    (bisection: a thread's block of rows is a short stretch of a list)."""
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ids[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**_INLINE)
+def _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1):
+    """The rows k0..k1-1 that the group starting at sample g visits in ``layer``:
+    ``(ids, lo, hi)`` with the rows ``ids[lo:hi]``, from the group's union list (made by
+    the forward pass) or, for a dense group (-1), every row."""
+    union = nnz[g // 4, layer]
+    ids = idx[g // 4, u_off:u_off + n_in]
+    lo, hi = k0, k1
+    if union < 0:
+        ids = all_idx
+    else:
+        lo = _first_at_least(ids, union, k0)
+        hi = _first_at_least(ids, union, k1)
+    return ids, lo, hi
+
+
 @njit(**_HELPER_LEAF)
 def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
                    density, code, with_bias):
@@ -984,15 +1014,12 @@ def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nn
         a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
         union = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off, density)
         nnz[g // 4, layer] = union
-        rows = idx[g // 4, u_off:u_off + n_in]
-        if union < 0:
-            rows = all_idx
-            union = n_in
+        rows, _, count = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, 0, n_in)
         z0 = acts[g, a_off:a_off + pad]
         z1 = acts[g + 1, a_off:a_off + pad] if n_real > 1 else z0
         z2 = acts[g + 2, a_off:a_off + pad] if n_real > 2 else z0
         z3 = acts[g + 3, a_off:a_off + pad] if n_real > 3 else z0
-        _rows_dot4(z0, z1, z2, z3, w_rows, pad, rows, a0, a1, a2, a3, union)
+        _rows_dot4(z0, z1, z2, z3, w_rows, pad, rows, a0, a1, a2, a3, count)
         for i in range(g, g + n_real):
             z = acts[i, a_off:a_off + pad]
             if layer == 1:
@@ -1035,20 +1062,6 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
         _derivative_times(d, pre_drop[i, p_off:p_off + n_in], n_in, code)
 
 
-@njit(**_INLINE)
-def _first_at_least(ids, count, k):
-    """The first position of the ascending ``ids[:count]`` whose entry is at least ``k``
-    (bisection: a thread's block of rows is a short stretch of a list)."""
-    lo, hi = 0, count
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ids[mid] < k:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @njit(**_HELPER_LEAF)
 def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
                        nnz, all_idx):
@@ -1071,14 +1084,7 @@ def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
         d1 = deltas[g + 1, a_off:a_off + pad] if n_real > 1 else d0
         d2 = deltas[g + 2, a_off:a_off + pad] if n_real > 2 else d0
         d3 = deltas[g + 3, a_off:a_off + pad] if n_real > 3 else d0
-        union = nnz[g // 4, layer]
-        ids = idx[g // 4, u_off:u_off + n_in]
-        lo, hi = k0, k1
-        if union < 0:
-            ids = all_idx
-        else:
-            lo = _first_at_least(ids, union, k0)
-            hi = _first_at_least(ids, union, k1)
+        ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
         _rows_axpy4(w_rows, pad, ids, lo, hi, a0, a1, a2, a3, coef,
                     coef if n_real > 1 else zero, coef if n_real > 2 else zero,
                     coef if n_real > 3 else zero, d0, d1, d2, d3)
@@ -1114,14 +1120,7 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     for g in range(0, m, 4):
         n_real = min(4, m - g)
         a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
-        union = nnz[g // 4, layer]
-        ids = idx[g // 4, u_off:u_off + n_in]
-        lo, hi = k0, k1
-        if union < 0:
-            ids = all_idx
-        else:
-            lo = _first_at_least(ids, union, k0)
-            hi = _first_at_least(ids, union, k1)
+        ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
         for t in range(lo, hi):
             k = np.int64(ids[t])
             _list_in_column(k, g, a0[k], m, col_count, col_who, col_val)
