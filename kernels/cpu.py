@@ -56,6 +56,7 @@ training kernels (``TRAIN``), which the Python layer calls for networks that hav
 layer.
 """
 
+import os
 import types
 
 import numpy as np
@@ -63,6 +64,7 @@ from llvmlite import ir
 from numba import njit, prange, types as nbtypes
 from numba.core import cgutils, config as numba_config
 from numba.core.codegen import get_host_cpu_features
+from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic, overload
 
 from engine import config
@@ -1613,6 +1615,32 @@ _STEPS = {wide: dict(_update_layer=_variant(_update_layer, "_" + name, _INLINE, 
           for wide, name in ((False, "narrow"), (True, "wide"))}
 
 
+def _at_opt_level(dispatcher):
+    """``dispatcher``, made to compile new specialisations (and the helpers they call for
+    the first time) with LLVM at ``config.COMPILE_OPT_LEVEL`` instead of Numba's process-wide
+    ``NUMBA_OPT``, unless the user has set that variable. Numba reads its level each time it
+    builds a pass manager, so the level is switched around the compilation alone, under
+    Numba's compiler lock: other code compiled in the process keeps its own level."""
+    compile_for_args = getattr(dispatcher, "_compile_for_args", None)  # on new types
+    if compile_for_args is None:  # another Numba: its own level, nothing else changes
+        return dispatcher
+    opt_level = getattr(numba_config, "_OptLevel", int)
+
+    def compile_at_level(*args, **kws):
+        if "NUMBA_OPT" in os.environ:
+            return compile_for_args(*args, **kws)
+        with global_compiler_lock:
+            saved = numba_config.OPT
+            numba_config.OPT = opt_level(config.COMPILE_OPT_LEVEL)
+            try:
+                return compile_for_args(*args, **kws)
+            finally:
+                numba_config.OPT = saved
+
+    dispatcher._compile_for_args = compile_at_level
+    return dispatcher
+
+
 def _compile(func, parallel, features=True, wide=False):
     """Compile ``func`` serially or with ``parallel=True``, each with its own cache entry;
     ``features=False`` compiles it without the training features (the global ``_FEATURES``
@@ -1621,9 +1649,9 @@ def _compile(func, parallel, features=True, wide=False):
               + ("_wide" if wide else ""))
     # No reference counting (the kernels allocate nothing; the caller keeps every array
     # alive) and no cfunc wrapper (they are only called from Python): less to compile.
-    return _variant(func, suffix, dict(_JIT, parallel=parallel, no_cfunc_wrapper=True,
-                                       _nrt=False),
-                    _FEATURES=features, **_STEPS[wide])
+    return _at_opt_level(_variant(func, suffix, dict(_JIT, parallel=parallel,
+                                                     no_cfunc_wrapper=True, _nrt=False),
+                                  _FEATURES=features, **_STEPS[wide]))
 
 
 # The seeds' SGD (with or without progress chunks) runs the plain twins: the optimiser, L2,

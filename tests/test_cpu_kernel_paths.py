@@ -293,3 +293,34 @@ def test_big_batches_thread_smaller_steps_with_the_same_bits():
     for net in nets:
         net.fit(X, y, epochs=2, batch_size=config.PARALLEL_BIG_BATCH, lr=0.05)
     np.testing.assert_array_equal(nets[1]._params, nets[0]._params)
+
+
+def test_kernels_compile_at_their_own_llvm_level(monkeypatch):
+    """The kernels compile at config.COMPILE_OPT_LEVEL (seen from inside the compilation),
+    the process keeps its own level, and an explicit NUMBA_OPT wins."""
+    from numba import njit
+    from numba.core import config as numba_config
+    from numba.extending import intrinsic
+
+    seen = []
+
+    @intrinsic
+    def level_while_typing(typingctx, x):
+        seen.append(int(numba_config.OPT))
+        return x(x), lambda context, builder, sig, args: args[0]
+
+    def identity(x):
+        return level_while_typing(x)
+
+    monkeypatch.delenv("NUMBA_OPT", raising=False)
+    process_level = int(numba_config.OPT)
+    monkeypatch.setattr(config, "COMPILE_OPT_LEVEL", 1 if process_level != 1 else 2)
+    kernel = cpu._at_opt_level(njit(identity))
+    assert kernel(2) == 2
+    assert set(seen) == {config.COMPILE_OPT_LEVEL}
+    assert int(numba_config.OPT) == process_level
+
+    seen.clear()
+    monkeypatch.setenv("NUMBA_OPT", "3")
+    assert kernel(2.5) == 2.5  # a new specialisation
+    assert set(seen) == {3}

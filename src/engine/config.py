@@ -11,6 +11,17 @@ compiles.
 # that NaN and inf propagate and divergence stays detectable.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
+# LLVM optimisation level of the CPU kernels (Numba's NUMBA_OPT, applied to their
+# compilation only; an explicit NUMBA_OPT in the environment wins). The hot loops are
+# hand-vectorised intrinsics, so -O3 buys them nothing over -O2. Session 8: the seeds'
+# kernel compiled at -O1, -O2 and -O3 in one process, six processes in rotated orders:
+# compile time -O2/-O3 0.88-1.05 (median 0.92), -O1/-O3 0.78-0.91 (median 0.84); epochs
+# (cycle-counted, interleaved in one process) of the seeds' net, [784, 100, 10] and the
+# deep net equal at all three levels. -O1 was not taken: in a micro-benchmark it left
+# float64 sigmoid unvectorised (415 against 136 cycles per sample). Fixed when a kernel
+# compiles.
+COMPILE_OPT_LEVEL = 2
+
 # Rows a compiled prediction call processes per parallel task (bounds scratch memory).
 PREDICT_BLOCK_ROWS = 256
 
