@@ -127,37 +127,28 @@ _FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
 _WIDE = True  # likewise (see _variant)
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
-SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL = range(10)
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF = range(9)
 
 
-def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1):
+def plan(sizes, pad_bytes, itemsize, bn_off=None):
     """Working layout of the kernels for a network with layer widths ``sizes`` and
     parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
     ``pad_bytes`` rounded up to whole vectors of :data:`VECTOR_BYTES` (the row loops work
     in vectors); ``bn_off[l - 1]`` is the first batch-normalised unit of layer ``l`` or -1
-    (default: no batch normalisation). ``panels``: how many threads share the units of a
-    layer (the parallel twins), see below.
+    (default: no batch normalisation).
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
     ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF``, one column per layer;
     ``U_OFF``: where a group of four samples keeps, in its row of ``idx``, the union of
     their input index lists to the layer, with 8 spare entries, see
-    :func:`_pack8_union`; ``PANEL``: the panel width, below) and the lengths a caller
-    allocates: ``work`` (flat, the
+    :func:`_pack8_union`) and the lengths a caller allocates: ``work`` (flat, the
     parameters' dtype; batch normalisation's γ and β follow the layers, as in ``params``),
     one sample's activation row, and one group's row of index lists.
-
-    A layer's transposed weights are stored in panels of ``PANEL`` units (whole vectors):
-    panel p holds units [p·PANEL, (p + 1)·PANEL) of every input row, its rows contiguous,
-    and the bias row follows the panels. One panel is the whole padded row; with
-    ``panels`` > 1 (when the row's vectors divide evenly) each thread of the parallel twins
-    computes and updates its own panel, in a block of memory that no other thread writes.
     """
     sizes = [int(n) for n in sizes]
-    lanes = VECTOR_BYTES // int(itemsize)
-    pad_units = lanes * max(1, -(-int(pad_bytes) // VECTOR_BYTES))
+    pad_units = VECTOR_BYTES * max(1, -(-int(pad_bytes) // VECTOR_BYTES)) // int(itemsize)
     depth = len(sizes) - 1
-    lay = np.zeros((10, depth + 1), dtype=np.int64)
+    lay = np.zeros((9, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
     lay[BN] = -1
     n_bn = 0
@@ -169,8 +160,6 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1):
         n_in, n = sizes[layer - 1], sizes[layer]
         pad = -(-n // pad_units) * pad_units
         lay[PAD, layer] = pad
-        split = panels > 1 and (pad // lanes) % panels == 0
-        lay[PANEL, layer] = pad // panels if split else pad
         lay[W_OFF, layer] = p_off
         lay[B_OFF, layer] = p_off + n * n_in
         p_off += n * n_in + n
@@ -608,12 +597,9 @@ def _horizontal_sums(builder, vectors, lanes):
 
 
 @intrinsic
-def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_off, p_off):
-    """Back-propagation's sums ``deltas[i + s, p_off + k] = Σ_{j < width} Wt[k, j] ·
-    deltas[i + s, d_off + j]`` for samples s < n_samples (1 to 4) and rows k < n_rows, the
-    weights ``wt`` in panels of ``panel`` columns (see :func:`plan`: Wt[k, j] is
-    ``wt[p·n_rows·panel + k·panel + j − p·panel]``, p = j // panel), added in column order
-    whatever the panels.
+def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_off):
+    """Back-propagation's sums ``deltas[i + s, p_off + k] = Σ_{j < width} wt[k·width + j] ·
+    deltas[i + s, d_off + j]`` for samples s < n_samples (1 to 4) and rows k < n_rows.
 
     Four samples share each pass over the weights, two rows at a time: eight sums in
     registers, each with one multiply-add per vector of the row, so the weights are loaded
@@ -632,12 +618,10 @@ def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_
         w_ptr = context.make_array(sig.args[1])(context, builder, args[1]).data
         item = ir.Constant(_I64, VECTOR_BYTES // lanes)
         stride = builder.udiv(cgutils.unpack_tuple(builder, d_arr.strides, 2)[0], item)
-        width, panel, n_rows, i, n_samples, d_off, p_off = (
-            context.cast(builder, args[a], sig.args[a], nbtypes.int64) for a in range(2, 9))
+        width, n_rows, i, n_samples, d_off, p_off = (
+            context.cast(builder, args[a], sig.args[a], nbtypes.int64) for a in range(2, 8))
         acc = [cgutils.alloca_once(builder, vt) for _ in range(8)]  # promoted to registers
-        n_panels = builder.udiv(width, panel)
-        n_vec = builder.udiv(panel, ir.Constant(_I64, lanes))
-        panel_size = builder.mul(n_rows, panel)
+        n_vec = builder.udiv(width, ir.Constant(_I64, lanes))
 
         def const(v):
             return ir.Constant(_I64, v)
@@ -646,28 +630,17 @@ def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_
             """Rows k..k+n_k-1 times samples i+s..i+s+n_s-1 (n_k·n_s ≤ 8)."""
             for a in acc[:n_k * n_s]:
                 builder.store(ir.Constant(vt, None), a)
-            rows = [builder.mul(builder.add(k, const(r)), panel) for r in range(n_k)]
+            rows = [builder.mul(builder.add(k, const(r)), width) for r in range(n_k)]
             samples = [builder.mul(builder.add(i, builder.add(s, const(q))), stride)
                        for q in range(n_s)]
-
-            def vectors(count, w_base, d_base):
-                with cgutils.for_range(builder, count) as loop:
-                    col = builder.mul(loop.index, const(lanes))
-                    w = [load(w_ptr, builder.add(w_base, builder.add(r, col))) for r in rows]
-                    d = [load(d_ptr, builder.add(q, builder.add(d_base, col))) for q in samples]
-                    for r in range(n_k):
-                        for q in range(n_s):
-                            a = acc[r * n_s + q]
-                            builder.store(fused(w[r], d[q], builder.load(a)), a)
-
-            # a loop nest costs short rows half as much again: one panel takes one loop
-            with builder.if_else(builder.icmp_signed("==", n_panels, const(1))) as (one, many):
-                with one:
-                    vectors(n_vec, const(0), d_off)
-                with many:
-                    with cgutils.for_range(builder, n_panels) as outer:
-                        vectors(n_vec, builder.mul(outer.index, panel_size),
-                                builder.add(d_off, builder.mul(outer.index, panel)))
+            with cgutils.for_range(builder, n_vec) as loop:
+                col = builder.mul(loop.index, const(lanes))
+                w = [load(w_ptr, builder.add(r, col)) for r in rows]
+                d = [load(d_ptr, builder.add(q, builder.add(d_off, col))) for q in samples]
+                for r in range(n_k):
+                    for q in range(n_s):
+                        a = acc[r * n_s + q]
+                        builder.store(fused(w[r], d[q], builder.load(a)), a)
             sums = _horizontal_sums(builder, [builder.load(a) for a in acc[:n_k * n_s]],
                                     lanes)
             for r in range(n_k):
@@ -691,7 +664,7 @@ def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_
                     rows_in_steps(loop.index, 4, 1)
         return context.get_dummy_value()
 
-    return nbtypes.void(deltas, wt, width, panel, n_rows, i, n_samples, d_off, p_off), codegen
+    return nbtypes.void(deltas, wt, width, n_rows, i, n_samples, d_off, p_off), codegen
 
 
 @intrinsic
@@ -774,18 +747,16 @@ def _load_work(params, lay, work):
     zero = work.dtype.type(0)
     for layer in range(1, lay.shape[1]):
         n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
-        w_off, b_off, tb_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[TB_OFF, layer]
-        for j in range(pad):
-            column = work[_column_start(lay, layer, j):tb_off:lay[PANEL, layer]][:n_in]
-            if j < n:
-                w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
-                for k in range(n_in):
-                    column[k] = w[k]
-                work[tb_off + j] = params[b_off + j]
-            else:
-                for k in range(n_in):
-                    column[k] = zero
-                work[tb_off + j] = zero
+        w_off, b_off, t_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[T_OFF, layer]
+        wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))  # last row: bias
+        for k in range(n_in + 1):
+            for j in range(n, pad):
+                wt[k, j] = zero
+        for j in range(n):
+            w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
+            for k in range(n_in):
+                wt[k, j] = w[k]
+            wt[n_in, j] = params[b_off + j]
     _copy_tail(params, work, params.size - _layer_params(lay))
 
 
@@ -793,23 +764,15 @@ def _load_work(params, lay, work):
 def _store_work(work, lay, params):
     """``params`` ← ``work`` (inverse of :func:`_load_work`)."""
     for layer in range(1, lay.shape[1]):
-        n_in, n = lay[SIZE, layer - 1], lay[SIZE, layer]
-        w_off, b_off, tb_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[TB_OFF, layer]
+        n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
+        w_off, b_off, t_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[T_OFF, layer]
+        wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
         for j in range(n):
-            column = work[_column_start(lay, layer, j):tb_off:lay[PANEL, layer]][:n_in]
             w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
             for k in range(n_in):
-                w[k] = column[k]
-            params[b_off + j] = work[tb_off + j]
+                w[k] = wt[k, j]
+            params[b_off + j] = wt[n_in, j]
     _copy_tail(work, params, params.size - _layer_params(lay))
-
-
-@njit(**_INLINE)
-def _column_start(lay, layer, j):
-    """Where unit j's weight from input 0 is in the working layout (see :func:`plan`);
-    its weight from input k is ``PANEL``·k further on."""
-    n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
-    return lay[T_OFF, layer] + (j // width) * n_in * width + j % width
 
 
 @njit(**_INLINE)
@@ -1016,97 +979,62 @@ def _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1):
 
 
 @njit(**_HELPER_LEAF)
-def _forward_lists(layer, i0, i1, lay, X, order, pos, acts, idx, nnz, density):
-    """Samples i0..i1-1 (i0 a multiple of 4), the first step of :func:`_forward_layer`:
-    each group's union list of non-zero inputs to ``layer``."""
-    n_in, u_off = lay[SIZE, layer - 1], lay[U_OFF, layer]
-    for g in range(i0, i1, 4):
-        n_real = min(4, i1 - g)
-        if layer == 1:  # the next group's rows of X, whose order the hardware cannot guess
-            for i in range(pos + g + 4, min(pos + g + 8, order.size)):
-                _prefetch_row(X, order[i])
-        a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
-        nnz[g // 4, layer] = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off, density)
-
-
-@njit(**_HELPER_LEAF)
-def _forward_sums(layer, i0, i1, p0, p1, lay, work, X, order, pos, acts, idx, nnz, all_idx,
-                  with_bias):
-    """Samples i0..i1-1, the units of panels p0..p1-1 (see :func:`plan`), the second step
-    of :func:`_forward_layer`: the pre-activations z = b + Σ_k a_k·Wt[k] (without b for a
-    batch-normalised layer), over each group's list."""
-    n_in, pad, width = lay[SIZE, layer - 1], lay[PAD, layer], lay[PANEL, layer]
-    t_off, tb_off = lay[T_OFF, layer], lay[TB_OFF, layer]
-    a_off, u_off = lay[A_OFF, layer], lay[U_OFF, layer]
-    zero = work.dtype.type(0)
-    for p in range(p0, p1):
-        c = p * width
-        w_rows = work[t_off + c * n_in:t_off + (c + width) * n_in]
-        bias = work[tb_off + c:tb_off + c + width]
-        lo, hi = a_off + c, a_off + c + width
-        for g in range(i0, i1, 4):
-            n_real = min(4, i1 - g)
-            for i in range(g, g + n_real):
-                z = acts[i, lo:hi]
-                for j in range(width):
-                    z[j] = bias[j] if with_bias else zero
-            a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
-            rows, _, count = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, 0, n_in)
-            z0 = acts[g, lo:hi]
-            z1 = acts[g + 1, lo:hi] if n_real > 1 else z0
-            z2 = acts[g + 2, lo:hi] if n_real > 2 else z0
-            z3 = acts[g + 3, lo:hi] if n_real > 3 else z0
-            _rows_dot4(z0, z1, z2, z3, w_rows, width, rows, a0, a1, a2, a3, count)
-
-
-@njit(**_HELPER_LEAF)
-def _forward_finish(layer, i0, i1, lay, acts, z_out, code):
-    """Samples i0..i1-1, the last step of :func:`_forward_layer`: activations in place (for
-    the output layer, z also in z_out); returns the first layer's count of NaN or infinite
-    pre-activations."""
-    n, pad, a_off = lay[SIZE, layer], lay[PAD, layer], lay[A_OFF, layer]
-    last = layer == lay.shape[1] - 1
-    suspicious = 0
-    zero = acts.dtype.type(0)
-    for i in range(i0, i1):
-        z = acts[i, a_off:a_off + pad]
-        if layer == 1:
-            probe = zero
-            for j in range(pad):
-                probe += z[j] * zero  # NaN exactly when some z[j] is NaN or ±inf
-            suspicious += probe != probe
-        if last:
-            zo = z_out[i]
-            for j in range(pad):
-                zo[j] = z[j]
-        _activate(z, n, code)
-    return suspicious
-
-
-@njit(**_INLINE)
 def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
                    density, code, with_bias):
-    """Samples i0..i1-1 (i0 a multiple of 4): layer's pre-activations z = b + Σ_k a_k·Wt[k]
-    (without b for a batch-normalised layer), then activations in place; for the output
-    layer, z also in z_out. Threads split the three steps (:func:`_forward_lists`,
-    :func:`_forward_sums`, :func:`_forward_finish`) by samples, panels and samples.
+    """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] (without b for a
+    batch-normalised layer), then activations in place; for the output layer, z also in
+    z_out.
 
-    Groups of four samples g = i0 + 4q share one pass over the rows of the union of their
-    non-zero inputs, or over all rows when more than ``density`` of the inputs are in it;
-    the update then visits the same rows. The group's list goes to ``idx[g // 4]`` and its
-    length (-1: all rows) to ``nnz[g // 4, layer]``. Each sum adds its rows in ascending
-    order and a zero input adds an exact zero (0·w: NaN only if w is not finite, that is
-    after training has diverged), so a sample's sums depend neither on its group nor on
-    the panel its unit is in, and threaded calls give the serial bits. A group of fewer
+    Groups of four samples g = i0 + 4q (i0 a multiple of 4) share one pass over the rows of
+    the union of their non-zero inputs, or over all rows when more than ``density`` of the
+    inputs are in it; the update then visits the same rows. The group's list goes to
+    ``idx[g // 4]`` and its length (-1: all rows) to ``nnz[g // 4, layer]``. Each sum adds
+    its rows in ascending order and a zero input adds an exact zero (0·w: NaN only if w is
+    not finite, that is after training has diverged), so a sample's sums do not depend on
+    its group, and threaded calls (one group each) give the serial bits. A group of fewer
     than four repeats its first sample, whose sums are then stored twice.
 
     Returns, for the first layer, how many of the samples had a NaN or infinite
     pre-activation (0 for other layers): every NaN or ±inf input is in the sum, so the
     count is 0 only for finite inputs, and prediction needs no separate pass over X."""
-    _forward_lists(layer, i0, i1, lay, X, order, pos, acts, idx, nnz, density)
-    _forward_sums(layer, i0, i1, 0, lay[PAD, layer] // lay[PANEL, layer], lay, work, X, order,
-                  pos, acts, idx, nnz, all_idx, with_bias)
-    return _forward_finish(layer, i0, i1, lay, acts, z_out, code)
+    n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
+    t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
+    w_rows = work[t_off:t_off + (n_in + 1) * pad]
+    wt = w_rows.reshape((n_in + 1, pad))
+    last = layer == lay.shape[1] - 1
+    suspicious = 0
+    zero = work.dtype.type(0)
+    for g in range(i0, i1, 4):
+        n_real = min(4, i1 - g)
+        if layer == 1:  # the next group's rows of X, whose order the hardware cannot guess
+            for i in range(pos + g + 4, min(pos + g + 8, order.size)):
+                _prefetch_row(X, order[i])
+        for i in range(g, g + n_real):
+            z = acts[i, a_off:a_off + pad]
+            for j in range(pad):
+                z[j] = wt[n_in, j] if with_bias else zero
+        a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
+        union = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off, density)
+        nnz[g // 4, layer] = union
+        rows, _, count = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, 0, n_in)
+        z0 = acts[g, a_off:a_off + pad]
+        z1 = acts[g + 1, a_off:a_off + pad] if n_real > 1 else z0
+        z2 = acts[g + 2, a_off:a_off + pad] if n_real > 2 else z0
+        z3 = acts[g + 3, a_off:a_off + pad] if n_real > 3 else z0
+        _rows_dot4(z0, z1, z2, z3, w_rows, pad, rows, a0, a1, a2, a3, count)
+        for i in range(g, g + n_real):
+            z = acts[i, a_off:a_off + pad]
+            if layer == 1:
+                probe = zero
+                for j in range(pad):
+                    probe += z[j] * zero  # NaN exactly when some z[j] is NaN or ±inf
+                suspicious += probe != probe
+            if last:
+                zo = z_out[i]
+                for j in range(pad):
+                    zo[j] = z[j]
+            _activate(z, n, code)
+    return suspicious
 
 
 @njit(**_HELPER_LEAF)
@@ -1121,8 +1049,7 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
     w_rows = work[t_off:t_off + n_in * pad]
     zero = work.dtype.type(0)
     for i in range(i0, i1, 4):
-        _rows_dot_back(deltas, w_rows, pad, lay[PANEL, layer], n_in, i, min(4, i1 - i), a_off,
-                       p_off)
+        _rows_dot_back(deltas, w_rows, pad, n_in, i, min(4, i1 - i), a_off, p_off)
     if drop_mask.shape[0] == 0:
         for i in range(i0, i1):
             _derivative_times(deltas[i, p_off:p_off + n_in], acts[i, p_off:p_off + n_in], n_in,
@@ -1138,35 +1065,31 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
 
 
 @njit(**_HELPER_LEAF)
-def _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts, deltas,
-                       idx, nnz, all_idx):
-    """Rows k0..k1-1 of panels p0..p1-1 of layer's transposed weights in ``tgt`` (see
-    :func:`plan`): += coef·Σ_i a_i[k]·δ_i, four samples per pass over the rows (small
-    mini-batches or layers: see :func:`_update_layer`).
+def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
+                       nnz, all_idx):
+    """Rows k0..k1-1 of layer's transposed weights in ``tgt``: += coef·Σ_i a_i[k]·δ_i,
+    four samples per pass over the rows (small mini-batches or layers: see
+    :func:`_update_layer`).
 
     A group whose inputs are sparse visits the rows of the union of its index lists
     (made by the forward pass), any other group every row. Each element receives its
     samples' shares one after another in sample order (:func:`_rows_axpy4`), whatever
-    the grouping, the row range or the panel, so splitting rows or panels over threads
-    changes no result."""
-    n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
+    the grouping or the row range, so splitting rows over threads changes no result."""
+    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
+    w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
     zero = tgt.dtype.type(0)
-    for p in range(p0, p1):
-        c = p * width
-        w_rows = tgt[t_off + c * n_in:t_off + (c + width) * n_in]
-        d_lo, d_hi = a_off + c, a_off + c + width
-        for g in range(0, m, 4):
-            n_real = min(4, m - g)
-            a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
-            d0 = deltas[g, d_lo:d_hi]
-            d1 = deltas[g + 1, d_lo:d_hi] if n_real > 1 else d0
-            d2 = deltas[g + 2, d_lo:d_hi] if n_real > 2 else d0
-            d3 = deltas[g + 3, d_lo:d_hi] if n_real > 3 else d0
-            ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
-            _rows_axpy4(w_rows, width, ids, lo, hi, a0, a1, a2, a3, coef,
-                        coef if n_real > 1 else zero, coef if n_real > 2 else zero,
-                        coef if n_real > 3 else zero, d0, d1, d2, d3)
+    for g in range(0, m, 4):
+        n_real = min(4, m - g)
+        a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
+        d0 = deltas[g, a_off:a_off + pad]
+        d1 = deltas[g + 1, a_off:a_off + pad] if n_real > 1 else d0
+        d2 = deltas[g + 2, a_off:a_off + pad] if n_real > 2 else d0
+        d3 = deltas[g + 3, a_off:a_off + pad] if n_real > 3 else d0
+        ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
+        _rows_axpy4(w_rows, pad, ids, lo, hi, a0, a1, a2, a3, coef,
+                    coef if n_real > 1 else zero, coef if n_real > 2 else zero,
+                    coef if n_real > 3 else zero, d0, d1, d2, d3)
 
 
 @njit(**_INLINE)
@@ -1190,9 +1113,10 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     the ``col_count[k]`` entries from ``k·m`` of ``col_who`` (the sample, ascending) and
     ``col_val`` (the value), taken on the rows of each group's union list (or all rows).
     Each element sums the samples in the same order whatever the row range, so splitting
-    rows over threads changes no result. Every panel (see :func:`plan`) in turn."""
-    n_in, pad, width = lay[SIZE, layer - 1], lay[PAD, layer], lay[PANEL, layer]
+    rows over threads changes no result."""
+    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
+    w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
     for k in range(k0, k1):
         col_count[k] = 0
     for g in range(0, m, 4):
@@ -1208,35 +1132,31 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
                 _list_in_column(k, g + 2, a2[k], m, col_count, col_who, col_val)
             if n_real > 3:
                 _list_in_column(k, g + 3, a3[k], m, col_count, col_who, col_val)
-    for c in range(0, pad, width):
-        _columns_update(tgt[t_off + c * n_in:t_off + (c + width) * n_in], width, k0, k1,
-                        col_count, m, col_who, col_val, deltas, a_off + c, coef)
+    _columns_update(w_rows, pad, k0, k1, col_count, m, col_who, col_val, deltas, a_off, coef)
 
 
-def _update_layer(by_columns, layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts,
-                  deltas, idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
-    """Rows k0..k1-1 of panels p0..p1-1 (see :func:`plan`) of layer's transposed weights in
-    ``tgt``, and the panels' part of the bias with the last rows: += coef·Σ_i a_i[k]·δ_i.
-    ``by_columns`` picks the path in the wide variant: the mini-batch's sums gathered per
-    weight (:func:`_update_by_columns`, every panel) or four samples at a time
+def _update_layer(by_columns, layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
+                  idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
+    """Rows k0..k1-1 of layer's transposed weights in ``tgt``, and the bias with the last
+    rows: += coef·Σ_i a_i[k]·δ_i. ``by_columns`` picks the path in the wide variant: the
+    mini-batch's sums gathered per weight (:func:`_update_by_columns`) or four samples at a time
     (:func:`_update_by_samples`, the only path of the narrow variant); see
     ``config.COLUMN_UPDATE_MIN_BATCH``."""
-    n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
+    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     if k1 == n_in and with_bias:
-        tb_off, a_off = lay[TB_OFF, layer], lay[A_OFF, layer]
-        c0, c1 = p0 * width, p1 * width
-        bias = tgt[tb_off + c0:tb_off + c1]
+        t_off, a_off = lay[T_OFF, layer], lay[A_OFF, layer]
+        bias = tgt[t_off + n_in * pad:t_off + (n_in + 1) * pad]
         for i in range(m):
-            d = deltas[i, a_off + c0:a_off + c1]
-            for j in range(c1 - c0):
+            d = deltas[i, a_off:a_off + pad]
+            for j in range(pad):
                 bias[j] += coef * d[j]
     if _WIDE:  # a compile-time constant: see _variant
         if by_columns:
             _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
                                idx, nnz, all_idx, col_count, col_who, col_val)
             return
-    _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts, deltas,
-                       idx, nnz, all_idx)
+    _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
+                       nnz, all_idx)
 
 
 @njit(**_INLINE)
@@ -1562,22 +1482,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             if _FEATURES:
                 normalised = lay[BN, layer] >= 0
             code = output if layer == depth else (IDENTITY if normalised else hidden)
-            pad = lay[PAD, layer]
-            panels = pad // lay[PANEL, layer]
-            threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
-            if threads and panels > 1:
-                # lists and activations by samples, the sums by panels: each thread reads
-                # only the panel of the weights that it updates (below), which stays in its
-                # core's cache
-                for q in prange(quads):
-                    _forward_lists(layer, 4 * q, min(m, 4 * q + 4), lay, X, order, pos, acts,
-                                   idx, nnz, density)
-                for p in prange(panels):
-                    _forward_sums(layer, i_0, m, p, p + 1, lay, work, X, order, pos, acts, idx,
-                                  nnz, all_idx, not normalised)
-                for q in prange(quads):
-                    _forward_finish(layer, 4 * q, min(m, 4 * q + 4), lay, acts, z_out, code)
-            elif threads:
+            if m * lay[SIZE, layer - 1] * lay[PAD, layer] >= parallel_work:
                 for q in prange(quads):
                     _forward_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, X, order, pos,
                                    acts, z_out, idx, nnz, all_idx, density, code,
@@ -1600,7 +1505,6 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
 
         for layer in range(depth, 0, -1):
             pad = lay[PAD, layer]
-            panels = pad // lay[PANEL, layer]
             threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
             if layer > 1:
                 # δ^{l-1} from the weights before their update
@@ -1619,21 +1523,16 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             n_in = lay[SIZE, layer - 1]
             with_bias = lay[BN, layer] < 0
             by_columns = m >= column_batch and pad >= wide_pad
-            if threads and panels > 1 and not by_columns:
-                for p in prange(panels):
-                    _update_layer(by_columns, layer, i_0, n_in, p, p + 1, m, coef, lay, tgt, X,
-                                  order, pos, acts, deltas, idx, nnz, all_idx, col_count,
-                                  col_who, col_val, with_bias)
-            elif threads and n_in > row_block:
+            if threads and n_in > row_block:
                 for blk in prange(-(-n_in // row_block)):
                     _update_layer(by_columns, layer, blk * row_block,
-                                  min(n_in, (blk + 1) * row_block), i_0, panels, m, coef, lay,
-                                  tgt, X, order, pos, acts, deltas, idx, nnz, all_idx,
-                                  col_count, col_who, col_val, with_bias)
+                                  min(n_in, (blk + 1) * row_block), m, coef, lay, tgt, X, order,
+                                  pos, acts, deltas, idx, nnz, all_idx, col_count, col_who,
+                                  col_val, with_bias)
             else:
-                _update_layer(by_columns, layer, i_0, n_in, i_0, panels, m, coef, lay, tgt, X,
-                              order, pos, acts, deltas, idx, nnz, all_idx, col_count, col_who,
-                              col_val, with_bias)
+                _update_layer(by_columns, layer, i_0, n_in, m, coef, lay, tgt, X, order, pos,
+                              acts, deltas, idx, nnz, all_idx, col_count, col_who, col_val,
+                              with_bias)
         if not gradient_only:
             opt_step[0] += 1
         if _FEATURES and gather and not gradient_only:

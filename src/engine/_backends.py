@@ -110,12 +110,10 @@ class NumbaBackend:
 
     def _plan(self, net):
         """The kernels' working layout for this network (cached per shape and dtype)."""
-        # numba-parallel gives each thread a panel of every layer's weights (see cpu.plan)
-        panels = self._threads() if self.parallel else 1
-        key = (tuple(net.sizes), net.dtype, tuple(net._bn_off), panels)
+        key = (tuple(net.sizes), net.dtype, tuple(net._bn_off))
         if key != self._plan_key:
             self._layout = self._cpu.plan(net.sizes, config.PAD_BYTES, net.dtype.itemsize,
-                                          net._bn_off, panels)
+                                          net._bn_off)
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
             self._plan_key = key
         return self._layout

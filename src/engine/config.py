@@ -55,8 +55,7 @@ PARALLEL_BIG_BATCH = 32
 PARALLEL_MIN_WORK_BIG_BATCH = 1 << 19
 
 # Rows of a (transposed) weight matrix, one per input unit, that one thread updates per
-# task in numba-parallel, where a layer's update is not split by panels (a padded row of
-# one vector, or the column update of wide layers; see kernels.cpu.plan).
+# task in numba-parallel.
 PARALLEL_ROW_BLOCK = 64
 
 # The weight update of a layer either adds four samples' shares at a time straight into the
