@@ -125,30 +125,43 @@ _INLINE = dict(_HELPER, inline="always")
 
 _FEATURES = True  # replaced by a constant in each compiled twin (see _compile)
 _WIDE = True  # likewise (see _variant)
+_PANELS = True  # likewise: False in the serial twins, whose layers are one panel each
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
-SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF = range(9)
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL = range(10)
 
 
-def plan(sizes, pad_bytes, itemsize, bn_off=None):
+def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0):
     """Working layout of the kernels for a network with layer widths ``sizes`` and
     parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
     ``pad_bytes`` rounded up to whole vectors of :data:`VECTOR_BYTES` (the row loops work
     in vectors); ``bn_off[l - 1]`` is the first batch-normalised unit of layer ``l`` or -1
-    (default: no batch normalisation).
+    (default: no batch normalisation). ``panels``: how many threads share the units of a
+    layer whose transposed weights take at least ``panel_min_bytes`` (the parallel twins),
+    see below.
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
     ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF``, one column per layer;
     ``U_OFF``: where a group of four samples keeps, in its row of ``idx``, the union of
     their input index lists to the layer, with 8 spare entries, see
-    :func:`_pack8_union`) and the lengths a caller allocates: ``work`` (flat, the
-    parameters' dtype; batch normalisation's γ and β follow the layers, as in ``params``),
-    one sample's activation row, and one group's row of index lists.
+    :func:`_pack8_union`; ``PANEL``: the panel width, below) and the lengths a caller
+    allocates: ``work`` (flat, the parameters' dtype; batch normalisation's γ and β follow
+    the layers, as in ``params``), one sample's activation row, and one group's row of
+    index lists.
+
+    A layer's transposed weights are stored in panels of ``PANEL`` units (whole vectors):
+    panel p holds units [p·PANEL, (p + 1)·PANEL) of every input row, its rows contiguous,
+    and the bias row follows the panels. One panel is the whole padded row; with
+    ``panels`` > 1 (for a layer of at least ``panel_min_bytes`` whose row's vectors divide
+    evenly) each thread of the parallel twins computes and updates its own panel, in a
+    block of memory that no other thread writes. The serial twins are compiled for one
+    panel per layer.
     """
     sizes = [int(n) for n in sizes]
-    pad_units = VECTOR_BYTES * max(1, -(-int(pad_bytes) // VECTOR_BYTES)) // int(itemsize)
+    lanes = VECTOR_BYTES // int(itemsize)
+    pad_units = lanes * max(1, -(-int(pad_bytes) // VECTOR_BYTES))
     depth = len(sizes) - 1
-    lay = np.zeros((9, depth + 1), dtype=np.int64)
+    lay = np.zeros((10, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
     lay[BN] = -1
     n_bn = 0
@@ -160,6 +173,9 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None):
         n_in, n = sizes[layer - 1], sizes[layer]
         pad = -(-n // pad_units) * pad_units
         lay[PAD, layer] = pad
+        split = (panels > 1 and (pad // lanes) % panels == 0
+                 and n_in * pad * itemsize >= panel_min_bytes)
+        lay[PANEL, layer] = pad // panels if split else pad
         lay[W_OFF, layer] = p_off
         lay[B_OFF, layer] = p_off + n * n_in
         p_off += n * n_in + n
@@ -597,9 +613,13 @@ def _horizontal_sums(builder, vectors, lanes):
 
 
 @intrinsic
-def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_off):
-    """Back-propagation's sums ``deltas[i + s, p_off + k] = Σ_{j < width} wt[k·width + j] ·
-    deltas[i + s, d_off + j]`` for samples s < n_samples (1 to 4) and rows k < n_rows.
+def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_off, p_off):
+    """Back-propagation's sums ``deltas[i + s, p_off + k] = Σ_{j < width} Wt[k, j] ·
+    deltas[i + s, d_off + j]`` for samples s < n_samples (1 to 4) and rows k < n_rows, the
+    weights ``wt`` in panels of ``panel`` columns (see :func:`plan`: Wt[k, j] is
+    ``wt[p·n_rows·panel + k·panel + j − p·panel]``, p = j // panel), added in column order
+    whatever the panels. ``panel`` None: one panel (the serial twins), compiled without the
+    loop over panels.
 
     Four samples share each pass over the weights, two rows at a time: eight sums in
     registers, each with one multiply-add per vector of the row, so the weights are loaded
@@ -608,8 +628,10 @@ def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_
     one at a time, four rows at a time. ``deltas`` is 2-D and C-contiguous; the two ranges
     of a row must not overlap."""
     if not (_float_arrays_ok((wt, deltas)) and deltas.ndim == 2 and deltas.layout == "C"
-            and wt.ndim == 1):
+            and wt.ndim == 1
+            and isinstance(panel, (nbtypes.Integer, nbtypes.NoneType))):
         return None
+    one_panel = isinstance(panel, nbtypes.NoneType)
 
     def codegen(context, builder, sig, args):
         lanes, vt, load, _, _, fused = _row_kit(context, builder, sig.args[0].dtype)
@@ -619,9 +641,14 @@ def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_
         item = ir.Constant(_I64, VECTOR_BYTES // lanes)
         stride = builder.udiv(cgutils.unpack_tuple(builder, d_arr.strides, 2)[0], item)
         width, n_rows, i, n_samples, d_off, p_off = (
-            context.cast(builder, args[a], sig.args[a], nbtypes.int64) for a in range(2, 8))
+            context.cast(builder, args[a], sig.args[a], nbtypes.int64)
+            for a in (2, 4, 5, 6, 7, 8))
+        panel = width if one_panel else context.cast(builder, args[3], sig.args[3],
+                                                     nbtypes.int64)
         acc = [cgutils.alloca_once(builder, vt) for _ in range(8)]  # promoted to registers
-        n_vec = builder.udiv(width, ir.Constant(_I64, lanes))
+        n_panels = builder.udiv(width, panel)
+        n_vec = builder.udiv(panel, ir.Constant(_I64, lanes))
+        panel_size = builder.mul(n_rows, panel)
 
         def const(v):
             return ir.Constant(_I64, v)
@@ -630,17 +657,34 @@ def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_
             """Rows k..k+n_k-1 times samples i+s..i+s+n_s-1 (n_k·n_s ≤ 8)."""
             for a in acc[:n_k * n_s]:
                 builder.store(ir.Constant(vt, None), a)
-            rows = [builder.mul(builder.add(k, const(r)), width) for r in range(n_k)]
+            rows = [builder.mul(builder.add(k, const(r)), panel) for r in range(n_k)]
             samples = [builder.mul(builder.add(i, builder.add(s, const(q))), stride)
                        for q in range(n_s)]
-            with cgutils.for_range(builder, n_vec) as loop:
-                col = builder.mul(loop.index, const(lanes))
-                w = [load(w_ptr, builder.add(r, col)) for r in rows]
-                d = [load(d_ptr, builder.add(q, builder.add(d_off, col))) for q in samples]
-                for r in range(n_k):
-                    for q in range(n_s):
-                        a = acc[r * n_s + q]
-                        builder.store(fused(w[r], d[q], builder.load(a)), a)
+
+            def vectors(count, w_base, d_base):
+                with cgutils.for_range(builder, count) as loop:
+                    col = builder.mul(loop.index, const(lanes))
+                    w = [load(w_ptr, builder.add(w_base, builder.add(r, col))) for r in rows]
+                    d = [load(d_ptr, builder.add(q, builder.add(d_base, col))) for q in samples]
+                    for r in range(n_k):
+                        for q in range(n_s):
+                            a = acc[r * n_s + q]
+                            builder.store(fused(w[r], d[q], builder.load(a)), a)
+
+            if one_panel:
+                vectors(n_vec, const(0), d_off)
+                return store_sums(k, n_k, samples, n_s)
+            # a loop nest costs short rows half as much again: one panel takes one loop
+            with builder.if_else(builder.icmp_signed("==", n_panels, const(1))) as (one, many):
+                with one:
+                    vectors(n_vec, const(0), d_off)
+                with many:
+                    with cgutils.for_range(builder, n_panels) as outer:
+                        vectors(n_vec, builder.mul(outer.index, panel_size),
+                                builder.add(d_off, builder.mul(outer.index, panel)))
+            store_sums(k, n_k, samples, n_s)
+
+        def store_sums(k, n_k, samples, n_s):
             sums = _horizontal_sums(builder, [builder.load(a) for a in acc[:n_k * n_s]],
                                     lanes)
             for r in range(n_k):
@@ -664,7 +708,7 @@ def _rows_dot_back(typingctx, deltas, wt, width, n_rows, i, n_samples, d_off, p_
                     rows_in_steps(loop.index, 4, 1)
         return context.get_dummy_value()
 
-    return nbtypes.void(deltas, wt, width, n_rows, i, n_samples, d_off, p_off), codegen
+    return nbtypes.void(deltas, wt, width, panel, n_rows, i, n_samples, d_off, p_off), codegen
 
 
 @intrinsic
@@ -747,16 +791,18 @@ def _load_work(params, lay, work):
     zero = work.dtype.type(0)
     for layer in range(1, lay.shape[1]):
         n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
-        w_off, b_off, t_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[T_OFF, layer]
-        wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))  # last row: bias
-        for k in range(n_in + 1):
-            for j in range(n, pad):
-                wt[k, j] = zero
-        for j in range(n):
-            w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
-            for k in range(n_in):
-                wt[k, j] = w[k]
-            wt[n_in, j] = params[b_off + j]
+        w_off, b_off, tb_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[TB_OFF, layer]
+        for j in range(pad):
+            column = work[_column_start(lay, layer, j):tb_off:lay[PANEL, layer]][:n_in]
+            if j < n:
+                w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
+                for k in range(n_in):
+                    column[k] = w[k]
+                work[tb_off + j] = params[b_off + j]
+            else:
+                for k in range(n_in):
+                    column[k] = zero
+                work[tb_off + j] = zero
     _copy_tail(params, work, params.size - _layer_params(lay))
 
 
@@ -764,15 +810,23 @@ def _load_work(params, lay, work):
 def _store_work(work, lay, params):
     """``params`` ← ``work`` (inverse of :func:`_load_work`)."""
     for layer in range(1, lay.shape[1]):
-        n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
-        w_off, b_off, t_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[T_OFF, layer]
-        wt = work[t_off:t_off + (n_in + 1) * pad].reshape((n_in + 1, pad))
+        n_in, n = lay[SIZE, layer - 1], lay[SIZE, layer]
+        w_off, b_off, tb_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[TB_OFF, layer]
         for j in range(n):
+            column = work[_column_start(lay, layer, j):tb_off:lay[PANEL, layer]][:n_in]
             w = params[w_off + j * n_in:w_off + (j + 1) * n_in]
             for k in range(n_in):
-                w[k] = wt[k, j]
-            params[b_off + j] = wt[n_in, j]
+                w[k] = column[k]
+            params[b_off + j] = work[tb_off + j]
     _copy_tail(work, params, params.size - _layer_params(lay))
+
+
+@njit(**_INLINE)
+def _column_start(lay, layer, j):
+    """Where unit j's weight from input 0 is in the working layout (see :func:`plan`);
+    its weight from input k is ``PANEL``·k further on."""
+    n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
+    return lay[T_OFF, layer] + (j // width) * n_in * width + j % width
 
 
 @njit(**_INLINE)
@@ -978,67 +1032,85 @@ def _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1):
     return ids, lo, hi
 
 
+# The steps of :func:`_forward_layer` (bits of its ``steps``): one call does them all group
+# by group; numba-parallel with weights in panels runs each as its own threaded loop.
+LISTS, SUMS, FINISH = 1, 2, 4
+ALL_STEPS = LISTS | SUMS | FINISH
+
+
 @njit(**_HELPER_LEAF)
-def _forward_layer(layer, i0, i1, lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
-                   density, code, with_bias):
-    """Samples i0..i1-1: layer's pre-activations z = b + Σ_k a_k·Wt[k] (without b for a
-    batch-normalised layer), then activations in place; for the output layer, z also in
-    z_out.
+def _forward_layer(layer, i0, i1, p0, p1, steps, lay, work, X, order, pos, acts, z_out, idx,
+                   nnz, all_idx, density, code, with_bias):
+    """Samples i0..i1-1 (i0 a multiple of 4) of ``layer``, in groups of four, the
+    ``steps``:
 
-    Groups of four samples g = i0 + 4q (i0 a multiple of 4) share one pass over the rows of
-    the union of their non-zero inputs, or over all rows when more than ``density`` of the
-    inputs are in it; the update then visits the same rows. The group's list goes to
-    ``idx[g // 4]`` and its length (-1: all rows) to ``nnz[g // 4, layer]``. Each sum adds
-    its rows in ascending order and a zero input adds an exact zero (0·w: NaN only if w is
-    not finite, that is after training has diverged), so a sample's sums do not depend on
-    its group, and threaded calls (one group each) give the serial bits. A group of fewer
-    than four repeats its first sample, whose sums are then stored twice.
+    * ``LISTS``: the union of the group's non-zero inputs, to ``idx[g // 4]`` from the
+      layer's ``U_OFF``, its length to ``nnz[g // 4, layer]`` (-1 when more than
+      ``density`` of the inputs are in it: then every row);
+    * ``SUMS``: for the units of panels p0..p1-1 (see :func:`plan`), the pre-activations
+      z = b + Σ_k a_k·Wt[k] (without b for a batch-normalised layer), one pass over the
+      listed rows for the group;
+    * ``FINISH``: activations in place; for the output layer, z also in z_out.
 
-    Returns, for the first layer, how many of the samples had a NaN or infinite
-    pre-activation (0 for other layers): every NaN or ±inf input is in the sum, so the
-    count is 0 only for finite inputs, and prediction needs no separate pass over X."""
-    n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
-    t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
-    w_rows = work[t_off:t_off + (n_in + 1) * pad]
-    wt = w_rows.reshape((n_in + 1, pad))
+    Each sum adds its rows in ascending order and a zero input adds an exact zero (0·w: NaN
+    only if w is not finite, that is after training has diverged), so a sample's sums
+    depend neither on its group nor on its unit's panel, and threaded calls (one group,
+    or one panel, each) give the serial bits. The update visits the rows that the lists
+    name. A group of fewer than four repeats its first sample, whose sums are then stored
+    twice.
+
+    Returns, for the first layer's ``FINISH``, how many of the samples had a NaN or
+    infinite pre-activation (else 0): every NaN or ±inf input is in the sum, so the count
+    is 0 only for finite inputs, and prediction needs no separate pass over X."""
+    n_in, n, pad, width = (lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer],
+                           lay[PANEL, layer])
+    t_off, tb_off = lay[T_OFF, layer], lay[TB_OFF, layer]
+    a_off, u_off = lay[A_OFF, layer], lay[U_OFF, layer]
     last = layer == lay.shape[1] - 1
     suspicious = 0
     zero = work.dtype.type(0)
     for g in range(i0, i1, 4):
         n_real = min(4, i1 - g)
-        if layer == 1:  # the next group's rows of X, whose order the hardware cannot guess
-            for i in range(pos + g + 4, min(pos + g + 8, order.size)):
-                _prefetch_row(X, order[i])
-        for i in range(g, g + n_real):
-            z = acts[i, a_off:a_off + pad]
-            for j in range(pad):
-                z[j] = wt[n_in, j] if with_bias else zero
         a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
-        union = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off, density)
-        nnz[g // 4, layer] = union
-        rows, _, count = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, 0, n_in)
-        z0 = acts[g, a_off:a_off + pad]
-        z1 = acts[g + 1, a_off:a_off + pad] if n_real > 1 else z0
-        z2 = acts[g + 2, a_off:a_off + pad] if n_real > 2 else z0
-        z3 = acts[g + 3, a_off:a_off + pad] if n_real > 3 else z0
-        _rows_dot4(z0, z1, z2, z3, w_rows, pad, rows, a0, a1, a2, a3, count)
-        for i in range(g, g + n_real):
-            z = acts[i, a_off:a_off + pad]
-            if layer == 1:
-                probe = zero
-                for j in range(pad):
-                    probe += z[j] * zero  # NaN exactly when some z[j] is NaN or ±inf
-                suspicious += probe != probe
-            if last:
-                zo = z_out[i]
-                for j in range(pad):
-                    zo[j] = z[j]
-            _activate(z, n, code)
+        if steps & LISTS:
+            if layer == 1:  # the next group's rows of X, in an order no hardware can guess
+                for i in range(pos + g + 4, min(pos + g + 8, order.size)):
+                    _prefetch_row(X, order[i])
+            nnz[g // 4, layer] = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off,
+                                             density)
+        if steps & SUMS:
+            rows, _, count = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, 0, n_in)
+            for p in range(p0, p1):
+                c = p * width
+                lo, hi = a_off + c, a_off + c + width
+                for i in range(g, g + n_real):
+                    z = acts[i, lo:hi]
+                    for j in range(width):
+                        z[j] = work[tb_off + c + j] if with_bias else zero
+                z0 = acts[g, lo:hi]
+                z1 = acts[g + 1, lo:hi] if n_real > 1 else z0
+                z2 = acts[g + 2, lo:hi] if n_real > 2 else z0
+                z3 = acts[g + 3, lo:hi] if n_real > 3 else z0
+                _rows_dot4(z0, z1, z2, z3, work[t_off + c * n_in:t_off + (c + width) * n_in],
+                           width, rows, a0, a1, a2, a3, count)
+        if steps & FINISH:
+            for i in range(g, g + n_real):
+                z = acts[i, a_off:a_off + pad]
+                if layer == 1:
+                    probe = zero
+                    for j in range(pad):
+                        probe += z[j] * zero  # NaN exactly when some z[j] is NaN or ±inf
+                    suspicious += probe != probe
+                if last:
+                    zo = z_out[i]
+                    for j in range(pad):
+                        zo[j] = z[j]
+                _activate(z, n, code)
     return suspicious
 
 
 @njit(**_HELPER_LEAF)
-def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop_mask,
+def _backprop_layer(layer, i0, i1, panel, lay, work, acts, deltas, code, pre_drop, drop_mask,
                     mask_row, scale):
     """Samples i0..i1-1 (i0 a multiple of 4): δ^{layer-1} = (W^layer)ᵀ δ^layer ⊙ D ⊙ σ'(z),
     four samples per pass over the weights. Without dropout (an empty ``drop_mask``) σ' is
@@ -1049,7 +1121,7 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
     w_rows = work[t_off:t_off + n_in * pad]
     zero = work.dtype.type(0)
     for i in range(i0, i1, 4):
-        _rows_dot_back(deltas, w_rows, pad, n_in, i, min(4, i1 - i), a_off, p_off)
+        _rows_dot_back(deltas, w_rows, pad, panel, n_in, i, min(4, i1 - i), a_off, p_off)
     if drop_mask.shape[0] == 0:
         for i in range(i0, i1):
             _derivative_times(deltas[i, p_off:p_off + n_in], acts[i, p_off:p_off + n_in], n_in,
@@ -1065,31 +1137,35 @@ def _backprop_layer(layer, i0, i1, lay, work, acts, deltas, code, pre_drop, drop
 
 
 @njit(**_HELPER_LEAF)
-def _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                       nnz, all_idx):
-    """Rows k0..k1-1 of layer's transposed weights in ``tgt``: += coef·Σ_i a_i[k]·δ_i,
-    four samples per pass over the rows (small mini-batches or layers: see
-    :func:`_update_layer`).
+def _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts, deltas,
+                       idx, nnz, all_idx):
+    """Rows k0..k1-1 of panels p0..p1-1 of layer's transposed weights in ``tgt`` (see
+    :func:`plan`): += coef·Σ_i a_i[k]·δ_i, four samples per pass over the rows (small
+    mini-batches or layers: see :func:`_update_layer`).
 
     A group whose inputs are sparse visits the rows of the union of its index lists
     (made by the forward pass), any other group every row. Each element receives its
     samples' shares one after another in sample order (:func:`_rows_axpy4`), whatever
-    the grouping or the row range, so splitting rows over threads changes no result."""
-    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+    the grouping, the row range or the panel, so splitting rows or panels over threads
+    changes no result."""
+    n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
     t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
-    w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
     zero = tgt.dtype.type(0)
-    for g in range(0, m, 4):
-        n_real = min(4, m - g)
-        a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
-        d0 = deltas[g, a_off:a_off + pad]
-        d1 = deltas[g + 1, a_off:a_off + pad] if n_real > 1 else d0
-        d2 = deltas[g + 2, a_off:a_off + pad] if n_real > 2 else d0
-        d3 = deltas[g + 3, a_off:a_off + pad] if n_real > 3 else d0
-        ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
-        _rows_axpy4(w_rows, pad, ids, lo, hi, a0, a1, a2, a3, coef,
-                    coef if n_real > 1 else zero, coef if n_real > 2 else zero,
-                    coef if n_real > 3 else zero, d0, d1, d2, d3)
+    for p in range(p0, p1):
+        c = p * width
+        w_rows = tgt[t_off + c * n_in:t_off + (c + width) * n_in]
+        d_lo, d_hi = a_off + c, a_off + c + width
+        for g in range(0, m, 4):
+            n_real = min(4, m - g)
+            a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
+            d0 = deltas[g, d_lo:d_hi]
+            d1 = deltas[g + 1, d_lo:d_hi] if n_real > 1 else d0
+            d2 = deltas[g + 2, d_lo:d_hi] if n_real > 2 else d0
+            d3 = deltas[g + 3, d_lo:d_hi] if n_real > 3 else d0
+            ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
+            _rows_axpy4(w_rows, width, ids, lo, hi, a0, a1, a2, a3, coef,
+                        coef if n_real > 1 else zero, coef if n_real > 2 else zero,
+                        coef if n_real > 3 else zero, d0, d1, d2, d3)
 
 
 @njit(**_INLINE)
@@ -1113,10 +1189,9 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     the ``col_count[k]`` entries from ``k·m`` of ``col_who`` (the sample, ascending) and
     ``col_val`` (the value), taken on the rows of each group's union list (or all rows).
     Each element sums the samples in the same order whatever the row range, so splitting
-    rows over threads changes no result."""
-    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+    rows over threads changes no result. Every panel (see :func:`plan`) in turn."""
+    n_in, pad, width = lay[SIZE, layer - 1], lay[PAD, layer], lay[PANEL, layer]
     t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
-    w_rows = tgt[t_off:t_off + (n_in + 1) * pad]
     for k in range(k0, k1):
         col_count[k] = 0
     for g in range(0, m, 4):
@@ -1132,31 +1207,35 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
                 _list_in_column(k, g + 2, a2[k], m, col_count, col_who, col_val)
             if n_real > 3:
                 _list_in_column(k, g + 3, a3[k], m, col_count, col_who, col_val)
-    _columns_update(w_rows, pad, k0, k1, col_count, m, col_who, col_val, deltas, a_off, coef)
+    for c in range(0, pad, width):
+        _columns_update(tgt[t_off + c * n_in:t_off + (c + width) * n_in], width, k0, k1,
+                        col_count, m, col_who, col_val, deltas, a_off + c, coef)
 
 
-def _update_layer(by_columns, layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
-                  idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
-    """Rows k0..k1-1 of layer's transposed weights in ``tgt``, and the bias with the last
-    rows: += coef·Σ_i a_i[k]·δ_i. ``by_columns`` picks the path in the wide variant: the
-    mini-batch's sums gathered per weight (:func:`_update_by_columns`) or four samples at a time
+def _update_layer(by_columns, layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts,
+                  deltas, idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
+    """Rows k0..k1-1 of panels p0..p1-1 (see :func:`plan`) of layer's transposed weights in
+    ``tgt``, and the panels' part of the bias with the last rows: += coef·Σ_i a_i[k]·δ_i.
+    ``by_columns`` picks the path in the wide variant: the mini-batch's sums gathered per
+    weight (:func:`_update_by_columns`, every panel) or four samples at a time
     (:func:`_update_by_samples`, the only path of the narrow variant); see
     ``config.COLUMN_UPDATE_MIN_BATCH``."""
-    n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
+    n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
     if k1 == n_in and with_bias:
-        t_off, a_off = lay[T_OFF, layer], lay[A_OFF, layer]
-        bias = tgt[t_off + n_in * pad:t_off + (n_in + 1) * pad]
+        tb_off, a_off = lay[TB_OFF, layer], lay[A_OFF, layer]
+        c0, c1 = p0 * width, p1 * width
+        bias = tgt[tb_off + c0:tb_off + c1]
         for i in range(m):
-            d = deltas[i, a_off:a_off + pad]
-            for j in range(pad):
+            d = deltas[i, a_off + c0:a_off + c1]
+            for j in range(c1 - c0):
                 bias[j] += coef * d[j]
     if _WIDE:  # a compile-time constant: see _variant
         if by_columns:
             _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
                                idx, nnz, all_idx, col_count, col_who, col_val)
             return
-    _update_by_samples(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                       nnz, all_idx)
+    _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts, deltas,
+                       idx, nnz, all_idx)
 
 
 @njit(**_INLINE)
@@ -1468,6 +1547,8 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             deltas[i, j] = 0
     total_cost = 0.0
     i_0 = np.int64(0)  # a literal 0 as an argument would compile a second specialisation
+    lists, sums, finish, all_steps = (np.int64(LISTS), np.int64(SUMS), np.int64(FINISH),
+                                      np.int64(ALL_STEPS))
     pos = start
     while pos < stop:
         m = min(batch_size, stop - pos)
@@ -1482,14 +1563,34 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             if _FEATURES:
                 normalised = lay[BN, layer] >= 0
             code = output if layer == depth else (IDENTITY if normalised else hidden)
-            if m * lay[SIZE, layer - 1] * lay[PAD, layer] >= parallel_work:
+            pad = lay[PAD, layer]
+            panels = pad // lay[PANEL, layer]
+            threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
+            if _PANELS and threads and panels > 1:
+                # lists and activations by samples, the sums by panels: each thread reads
+                # only the panel of the weights that it updates (below), which stays in its
+                # core's cache
                 for q in prange(quads):
-                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, X, order, pos,
-                                   acts, z_out, idx, nnz, all_idx, density, code,
+                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), i_0, i_0, lists, lay,
+                                   work, X, order, pos, acts, z_out, idx, nnz, all_idx,
+                                   density, code, not normalised)
+                for p in prange(panels):
+                    panel_no = np.int64(p)  # prange's index is unsigned: another signature
+                    _forward_layer(layer, i_0, m, panel_no, panel_no + 1, sums, lay, work, X,
+                                   order, pos, acts, z_out, idx, nnz, all_idx, density, code,
                                    not normalised)
+                for q in prange(quads):
+                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), i_0, i_0, finish, lay,
+                                   work, X, order, pos, acts, z_out, idx, nnz, all_idx,
+                                   density, code, not normalised)
+            elif threads:
+                for q in prange(quads):
+                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), i_0, panels, all_steps,
+                                   lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
+                                   density, code, not normalised)
             else:
-                _forward_layer(layer, i_0, m, lay, work, X, order, pos, acts, z_out, idx,
-                               nnz, all_idx, density, code, not normalised)
+                _forward_layer(layer, i_0, m, i_0, panels, all_steps, lay, work, X, order, pos,
+                               acts, z_out, idx, nnz, all_idx, density, code, not normalised)
             if _FEATURES:
                 if normalised:
                     _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat,
@@ -1505,34 +1606,45 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
 
         for layer in range(depth, 0, -1):
             pad = lay[PAD, layer]
+            panels = pad // lay[PANEL, layer]
             threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
             if layer > 1:
                 # δ^{l-1} from the weights before their update
                 scale = drop_scale[layer - 2]
+                if _PANELS:
+                    panel = lay[PANEL, layer]
+                else:  # one panel: _rows_dot_back compiles its plain loop alone
+                    panel = None
                 if threads:
                     for q in prange(quads):
-                        _backprop_layer(layer, 4 * q, min(m, 4 * q + 4), lay, work, acts,
-                                        deltas, hidden, pre_drop, drop_mask, pos - start,
+                        _backprop_layer(layer, 4 * q, min(m, 4 * q + 4), panel, lay, work,
+                                        acts, deltas, hidden, pre_drop, drop_mask, pos - start,
                                         scale)
                 else:
-                    _backprop_layer(layer, i_0, m, lay, work, acts, deltas, hidden, pre_drop,
-                                    drop_mask, pos - start, scale)
+                    _backprop_layer(layer, i_0, m, panel, lay, work, acts, deltas, hidden,
+                                    pre_drop, drop_mask, pos - start, scale)
                 if _FEATURES and lay[BN, layer - 1] >= 0:
                     _batch_norm_backward(layer - 1, m, lay, deltas, work, bn_running, bn_zhat,
                                          bn_inv_std, gwork)
             n_in = lay[SIZE, layer - 1]
             with_bias = lay[BN, layer] < 0
             by_columns = m >= column_batch and pad >= wide_pad
-            if threads and n_in > row_block:
+            if _PANELS and threads and panels > 1 and not by_columns:
+                for p in prange(panels):
+                    panel_no = np.int64(p)
+                    _update_layer(by_columns, layer, i_0, n_in, panel_no, panel_no + 1, m, coef,
+                                  lay, tgt, X, order, pos, acts, deltas, idx, nnz, all_idx,
+                                  col_count, col_who, col_val, with_bias)
+            elif threads and n_in > row_block:
                 for blk in prange(-(-n_in // row_block)):
                     _update_layer(by_columns, layer, blk * row_block,
-                                  min(n_in, (blk + 1) * row_block), m, coef, lay, tgt, X, order,
-                                  pos, acts, deltas, idx, nnz, all_idx, col_count, col_who,
-                                  col_val, with_bias)
+                                  min(n_in, (blk + 1) * row_block), i_0, panels, m, coef, lay,
+                                  tgt, X, order, pos, acts, deltas, idx, nnz, all_idx,
+                                  col_count, col_who, col_val, with_bias)
             else:
-                _update_layer(by_columns, layer, i_0, n_in, m, coef, lay, tgt, X, order, pos,
-                              acts, deltas, idx, nnz, all_idx, col_count, col_who, col_val,
-                              with_bias)
+                _update_layer(by_columns, layer, i_0, n_in, i_0, panels, m, coef, lay, tgt, X,
+                              order, pos, acts, deltas, idx, nnz, all_idx, col_count, col_who,
+                              col_val, with_bias)
         if not gradient_only:
             opt_step[0] += 1
         if _FEATURES and gather and not gradient_only:
@@ -1568,7 +1680,7 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
     n_rows = X.shape[0]
     slots, block = acts.shape[0], acts.shape[1]
     n_blocks = (n_rows + block - 1) // block
-    i_0 = np.int64(0)
+    i_0, all_steps = np.int64(0), np.int64(ALL_STEPS)
     for s in range(slots):
         suspicious[s] = 0
     for first in range(0, n_blocks, slots):
@@ -1578,9 +1690,10 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
             for layer in range(1, depth + 1):
                 normalised = lay[BN, layer] >= 0
                 code = output if layer == depth else (IDENTITY if normalised else hidden)
-                suspicious[s] += _forward_layer(layer, i_0, m, lay, work, X, rows, lo, acts[s],
-                                                z_out[s], idx[s], nnz[s], all_idx, density,
-                                                code, not normalised)
+                suspicious[s] += _forward_layer(
+                    layer, i_0, m, i_0, lay[PAD, layer] // lay[PANEL, layer], all_steps, lay,
+                    work, X, rows, lo, acts[s], z_out[s], idx[s], nnz[s], all_idx, density,
+                    code, not normalised)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
                                           hidden)
@@ -1651,7 +1764,7 @@ def _compile(func, parallel, features=True, wide=False):
     # alive) and no cfunc wrapper (they are only called from Python): less to compile.
     return _at_opt_level(_variant(func, suffix, dict(_JIT, parallel=parallel,
                                                      no_cfunc_wrapper=True, _nrt=False),
-                                  _FEATURES=features, **_STEPS[wide]))
+                                  _FEATURES=features, _PANELS=parallel, **_STEPS[wide]))
 
 
 # The seeds' SGD (with or without progress chunks) runs the plain twins: the optimiser, L2,

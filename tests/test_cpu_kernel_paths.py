@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 import pytest
+from numba import njit
 
 import engine
 from engine import config
@@ -65,22 +66,35 @@ def test_sparse_and_dense_input_paths_match_oracle(monkeypatch, row_paths, densi
     assert relative_error(nets[1].predict_proba(X), expected) <= RTOL_EPOCH[dtype]
 
 
+@pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("density", [0.0, 1.0], ids=["every-row", "index-lists"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, row_paths, dtype, density):
-    """Threads for every step (rows split in blocks of 8, which cut the groups' index lists
-    when they are used): the same sums, the same bits."""
+def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, row_paths, dtype, density,
+                                                 threads):
+    """Threads for every step: the forward pass and the update by panels of the weights
+    (one per thread, where a layer's vectors divide evenly: with three, [37, 70, 40, 4] has
+    layers of one panel and of three), or by rows in blocks of 8, which cut the groups' index
+    lists when they are used: the same sums, the same bits."""
     monkeypatch.setattr(config, "SPARSE_MAX_DENSITY", density)
     monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(config, "PARALLEL_ROW_BLOCK", 8)
+    monkeypatch.setattr(config, "PARALLEL_PANEL_MIN_BYTES", 0)
     X, y = sparse_task(n=203, zeros=0.5)
-    nets = [engine.Network([37, 40, 33, 4], activation="relu", output="softmax",
-                           cost="cross_entropy", dtype=dtype, backend=b, seed=5)
+    sizes = [37, 70, 40, 4]
+    nets = [engine.Network(sizes, activation="relu", output="softmax", cost="cross_entropy",
+                           dtype=dtype, backend=b, seed=5)
             for b in ("numba", "numba-parallel")]
+    nets[1]._backend._threads = lambda: threads  # the panels' count, whatever the machine
     for net in nets:
         net.fit(X, y, epochs=2, batch_size=11, lr=0.05)
+    lay = nets[1]._backend._plan(nets[1])[0]
+    panels = lay[cpu.PAD, 1:] // lay[cpu.PANEL, 1:]
+    assert threads in panels
+    if threads == 3:  # layers whose vectors do not divide by 3 stay in one panel
+        assert 1 in panels
     np.testing.assert_array_equal(nets[1]._params, nets[0]._params)
-    oracle = engine.Network([37, 40, 33, 4], activation="relu", output="softmax",
+    np.testing.assert_array_equal(nets[1].predict_proba(X), nets[0].predict_proba(X))
+    oracle = engine.Network(sizes, activation="relu", output="softmax",
                             cost="cross_entropy", dtype=dtype, backend="numpy", seed=5)
     oracle.fit(X, y, epochs=2, batch_size=11, lr=0.05)
     assert relative_error(nets[0]._params, oracle._params) <= RTOL_EPOCH[dtype]
@@ -324,3 +338,46 @@ def test_kernels_compile_at_their_own_llvm_level(monkeypatch):
     monkeypatch.setenv("NUMBA_OPT", "3")
     assert kernel(2.5) == 2.5  # a new specialisation
     assert set(seen) == {3}
+
+
+def test_only_large_layers_are_split_in_panels():
+    """cpu.plan splits a layer's units in panels only where its transposed weights take at
+    least panel_min_bytes and its vectors divide evenly."""
+    sizes, itemsize = [784, 512, 256, 10], 4
+    lay = cpu.plan(sizes, config.PAD_BYTES, itemsize, None, 2, 1 << 20)[0]
+    pad = lay[cpu.PAD, 1:]
+    weight_bytes = np.array(sizes[:-1]) * pad * itemsize  # 1.6 MB, 512 KB, 16 KB
+    assert list(pad // lay[cpu.PANEL, 1:]) == [2, 1, 1]
+    assert weight_bytes[0] >= 1 << 20 > weight_bytes[1]
+    lay = cpu.plan(sizes, config.PAD_BYTES, itemsize, None, 2, 0)[0]
+    lanes = cpu.VECTOR_BYTES // itemsize
+    expected = [2 if (p // lanes) % 2 == 0 else 1 for p in lay[cpu.PAD, 1:]]
+    assert list(lay[cpu.PAD, 1:] // lay[cpu.PANEL, 1:]) == expected
+    assert 2 in expected
+
+
+@pytest.mark.parametrize("panels", [1, 2, 3])
+def test_weights_in_panels_round_trip(panels):
+    """The working layout in panels (cpu.plan): unit j's weight from input k at
+    T_OFF + (j // P)·n_in·P + k·P + j % P, the bias row after the panels, padding zero;
+    and back to the parameters unchanged."""
+    net = engine.Network([5, 45, 7], seed=0)  # float64: 45 -> 48 units, 6 vectors
+    lay, work_size = cpu.plan(net.sizes, config.PAD_BYTES, 8, None, panels)[:2]
+    work = np.full(work_size, np.nan)
+    params = np.zeros_like(net._params)
+    _load_and_store(net._params, lay, work, params)  # the helpers have no Python wrapper
+    W, b = net.weights[0], net.biases[0].ravel()
+    width, t_off, tb_off = lay[cpu.PANEL, 1], lay[cpu.T_OFF, 1], lay[cpu.TB_OFF, 1]
+    assert width == 48 // panels
+    for j in range(48):
+        for k in range(5):
+            at = t_off + (j // width) * 5 * width + k * width + j % width
+            assert work[at] == (W[j, k] if j < 45 else 0.0)
+        assert work[tb_off + j] == (b[j] if j < 45 else 0.0)
+    np.testing.assert_array_equal(params, net._params)
+
+
+@njit
+def _load_and_store(params, lay, work, out):
+    cpu._load_work(params, lay, work)
+    cpu._store_work(work, lay, out)

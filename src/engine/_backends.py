@@ -110,10 +110,13 @@ class NumbaBackend:
 
     def _plan(self, net):
         """The kernels' working layout for this network (cached per shape and dtype)."""
-        key = (tuple(net.sizes), net.dtype, tuple(net._bn_off))
+        # numba-parallel gives each thread a panel of a large layer's weights (cpu.plan)
+        panels = self._threads() if self.parallel else 1
+        panel_min_bytes = int(config.PARALLEL_PANEL_MIN_BYTES)
+        key = (tuple(net.sizes), net.dtype, tuple(net._bn_off), panels, panel_min_bytes)
         if key != self._plan_key:
             self._layout = self._cpu.plan(net.sizes, config.PAD_BYTES, net.dtype.itemsize,
-                                          net._bn_off)
+                                          net._bn_off, panels, panel_min_bytes)
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
             self._plan_key = key
         return self._layout

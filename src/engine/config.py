@@ -55,8 +55,18 @@ PARALLEL_BIG_BATCH = 32
 PARALLEL_MIN_WORK_BIG_BATCH = 1 << 19
 
 # Rows of a (transposed) weight matrix, one per input unit, that one thread updates per
-# task in numba-parallel.
+# task in numba-parallel, where a layer's update is not split by panels (below).
 PARALLEL_ROW_BLOCK = 64
+
+# numba-parallel keeps the weights of a layer that take at least this many bytes in one
+# panel of units per thread (kernels.cpu.plan): each thread computes its units' sums and
+# updates their weights, which no other core then reads or writes, instead of splitting
+# the forward pass by samples (every core reads every weight) and the update by rows.
+# Measured on [784, 512, 256, 10] at batch 128, 2 cores, interleaved epochs in one process
+# (README "Performance", session 9): float32, panels in the first layer (1.5 MiB) took the
+# numba-parallel epoch from 747 to 609 ms, and in the second (0.5 MiB) too, 662 ms;
+# float64, panels in the second layer (1 MiB) as well as the first: 1,387 against 1,344 ms.
+PARALLEL_PANEL_MIN_BYTES = 1_310_720  # 1.25 MiB
 
 # The weight update of a layer either adds four samples' shares at a time straight into the
 # weights (every weight row the group touches is read and written once per group of four),
