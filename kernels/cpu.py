@@ -1566,28 +1566,27 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             pad = lay[PAD, layer]
             panels = pad // lay[PANEL, layer]
             threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
-            if _PANELS and threads and panels > 1:
-                # lists and activations by samples, the sums by panels: each thread reads
-                # only the panel of the weights that it updates (below), which stays in its
-                # core's cache
-                for q in prange(quads):
-                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), i_0, i_0, lists, lay,
-                                   work, X, order, pos, acts, z_out, idx, nnz, all_idx,
-                                   density, code, not normalised)
-                for p in prange(panels):
-                    panel_no = np.int64(p)  # prange's index is unsigned: another signature
-                    _forward_layer(layer, i_0, m, panel_no, panel_no + 1, sums, lay, work, X,
-                                   order, pos, acts, z_out, idx, nnz, all_idx, density, code,
-                                   not normalised)
-                for q in prange(quads):
-                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), i_0, i_0, finish, lay,
-                                   work, X, order, pos, acts, z_out, idx, nnz, all_idx,
-                                   density, code, not normalised)
-            elif threads:
-                for q in prange(quads):
-                    _forward_layer(layer, 4 * q, min(m, 4 * q + 4), i_0, panels, all_steps,
-                                   lay, work, X, order, pos, acts, z_out, idx, nnz, all_idx,
-                                   density, code, not normalised)
+            if threads:
+                # A layer in panels takes three threaded steps: index lists and activations
+                # by samples, the sums by panels, so each thread reads only the panel of the
+                # weights that it updates (below), which stays in its core's cache. One
+                # parallel loop serves every step: each costs its own compilation.
+                split = _PANELS and panels > 1
+                for step in range(3 if split else 1):
+                    by_panels = split and step == 1
+                    todo = (lists, sums, finish)[step] if split else all_steps
+                    # (a conditional expression as prange's argument makes Numba run the
+                    # loop serially)
+                    n_tasks = panels if by_panels else quads
+                    for t in prange(n_tasks):
+                        task = np.int64(t)  # prange's index is unsigned: another signature
+                        i_lo = i_0 if by_panels else 4 * task
+                        i_hi = m if by_panels else min(m, 4 * task + 4)
+                        p_lo = task if by_panels else i_0
+                        p_hi = task + 1 if by_panels else (i_0 if split else panels)
+                        _forward_layer(layer, i_lo, i_hi, p_lo, p_hi, todo, lay, work, X, order,
+                                       pos, acts, z_out, idx, nnz, all_idx, density, code,
+                                       not normalised)
             else:
                 _forward_layer(layer, i_0, m, i_0, panels, all_steps, lay, work, X, order, pos,
                                acts, z_out, idx, nnz, all_idx, density, code, not normalised)
@@ -1629,18 +1628,19 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             n_in = lay[SIZE, layer - 1]
             with_bias = lay[BN, layer] < 0
             by_columns = m >= column_batch and pad >= wide_pad
-            if _PANELS and threads and panels > 1 and not by_columns:
-                for p in prange(panels):
-                    panel_no = np.int64(p)
-                    _update_layer(by_columns, layer, i_0, n_in, panel_no, panel_no + 1, m, coef,
-                                  lay, tgt, X, order, pos, acts, deltas, idx, nnz, all_idx,
-                                  col_count, col_who, col_val, with_bias)
-            elif threads and n_in > row_block:
-                for blk in prange(-(-n_in // row_block)):
-                    _update_layer(by_columns, layer, blk * row_block,
-                                  min(n_in, (blk + 1) * row_block), i_0, panels, m, coef, lay,
-                                  tgt, X, order, pos, acts, deltas, idx, nnz, all_idx,
-                                  col_count, col_who, col_val, with_bias)
+            # by panels (see the forward pass), or by blocks of rows; one parallel loop
+            by_panels = _PANELS and threads and panels > 1 and not by_columns
+            if by_panels or (threads and n_in > row_block):
+                n_tasks = panels if by_panels else -(-n_in // row_block)
+                for t in prange(n_tasks):
+                    task = np.int64(t)
+                    k_lo = i_0 if by_panels else task * row_block
+                    k_hi = n_in if by_panels else min(n_in, (task + 1) * row_block)
+                    p_lo = task if by_panels else i_0
+                    p_hi = task + 1 if by_panels else panels
+                    _update_layer(by_columns, layer, k_lo, k_hi, p_lo, p_hi, m, coef, lay, tgt,
+                                  X, order, pos, acts, deltas, idx, nnz, all_idx, col_count,
+                                  col_who, col_val, with_bias)
             else:
                 _update_layer(by_columns, layer, i_0, n_in, i_0, panels, m, coef, lay, tgt, X,
                               order, pos, acts, deltas, idx, nnz, all_idx, col_count, col_who,

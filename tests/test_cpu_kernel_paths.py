@@ -12,6 +12,7 @@ each one. Tolerances as in test_oracle_agreement.py: float64 parameters after an
 1e-4; serial and parallel twins bit for bit (they do every sum in the same order).
 """
 
+import inspect
 import os
 import subprocess
 import sys
@@ -338,6 +339,23 @@ def test_kernels_compile_at_their_own_llvm_level(monkeypatch):
     monkeypatch.setenv("NUMBA_OPT", "3")
     assert kernel(2.5) == 2.5  # a new specialisation
     assert set(seen) == {3}
+
+
+def test_every_prange_of_the_parallel_twins_is_a_parallel_loop():
+    """Numba runs a prange loop serially, without a word, when it cannot convert it (a
+    conditional expression as its argument is enough): the parallel training twin must
+    have as many parallel loops as train_batches has prange calls. Compiled afresh: a twin
+    loaded from Numba's cache carries no diagnostics."""
+    twin = cpu._variant(cpu.train_batches, "_prange_probe",
+                        dict(cpu._JIT, cache=False, parallel=True, _nrt=False),
+                        _FEATURES=False, _PANELS=True, **cpu._STEPS[False])
+    net = engine.Network([37, 40, 4], backend="numba-parallel", seed=0)
+    net._backend._train_kernels[False, False] = twin
+    X, y = sparse_task(n=24, zeros=0.5)
+    net.fit(X, y, epochs=1, batch_size=8)
+    (signature,) = twin.signatures
+    loops = twin.get_metadata(signature)["parfor_diagnostics"].initial_parfors
+    assert len(loops) == inspect.getsource(cpu.train_batches).count("prange(") == 3
 
 
 def test_only_large_layers_are_split_in_panels():
