@@ -141,7 +141,7 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0):
     see below.
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
-    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF``, one column per layer;
+    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL``, one column per layer;
     ``U_OFF``: where a group of four samples keeps, in its row of ``idx``, the union of
     their input index lists to the layer, with 8 spare entries, see
     :func:`_pack8_union`; ``PANEL``: the panel width, below) and the lengths a caller
@@ -198,44 +198,6 @@ def column_inputs(lay, batch_size, column_batch, wide_pad):
     depth = lay.shape[1] - 1
     return max((int(lay[SIZE, layer - 1]) for layer in range(1, depth + 1)
                 if lay[PAD, layer] >= wide_pad), default=0)
-
-
-@intrinsic
-def _prefetch_row(typingctx, arr, row):
-    """Ask the CPU to start loading row ``row`` of the 2-D C-contiguous ``arr`` into cache
-    (LLVM's ``prefetch``: a hint that never faults and does not wait).
-
-    Rows of the training data are visited in a shuffled order, which the hardware
-    prefetcher cannot guess; fetching the next sample's row while the current one is
-    computed hides most of the memory latency."""
-    if not (isinstance(arr, nbtypes.Array) and arr.ndim == 2 and arr.layout == "C"
-            and isinstance(row, nbtypes.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        i64 = ir.IntType(64)
-        i32 = ir.IntType(32)
-        start = context.cast(builder, args[1], signature.args[1], nbtypes.intp)
-        n_cols = cgutils.unpack_tuple(builder, array.shape, 2)[1]
-        item = context.get_abi_sizeof(context.get_data_type(array_type.dtype))
-        n_bytes = builder.mul(n_cols, ir.Constant(i64, item))
-        first = cgutils.get_item_pointer(context, builder, array_type, array,
-                                         [start, ir.Constant(i64, 0)], wraparound=False)
-        byte_ptr = ir.IntType(8).as_pointer()
-        base = builder.bitcast(first, byte_ptr)
-        hint = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        with cgutils.for_range_slice(builder, ir.Constant(i64, 0), n_bytes,
-                                     ir.Constant(i64, 64)) as (offset, _):
-            # read access, keep in all cache levels, data (not instructions)
-            builder.call(hint, [builder.gep(base, [offset]), ir.Constant(i32, 0),
-                                ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return nbtypes.void(arr, row), codegen
 
 
 def _left_pack_table():
@@ -1073,9 +1035,6 @@ def _forward_layer(layer, i0, i1, p0, p1, steps, lay, work, X, order, pos, acts,
         n_real = min(4, i1 - g)
         a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
         if steps & LISTS:
-            if layer == 1:  # the next group's rows of X, in an order no hardware can guess
-                for i in range(pos + g + 4, min(pos + g + 8, order.size)):
-                    _prefetch_row(X, order[i])
             nnz[g // 4, layer] = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off,
                                              density)
         if steps & SUMS:
