@@ -13,10 +13,10 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 # LLVM optimisation level of the CPU kernels (Numba's NUMBA_OPT, applied to their
 # compilation only; an explicit NUMBA_OPT in the environment wins). The hot loops are
-# hand-vectorised intrinsics, so -O3 buys them nothing over -O2. Session 8: the seeds'
+# hand-vectorised intrinsics, so -O3 buys them nothing over -O2. Nielsen's network's
 # kernel compiled at -O1, -O2 and -O3 in one process, six processes in rotated orders:
 # compile time -O2/-O3 0.88-1.05 (median 0.92), -O1/-O3 0.78-0.91 (median 0.84); epochs
-# (cycle-counted, interleaved in one process) of the seeds' net, [784, 100, 10] and the
+# (cycle-counted, interleaved in one process) of that net, [784, 100, 10] and the
 # deep net equal at all three levels. -O1 was not taken: in a micro-benchmark it left
 # float64 sigmoid unvectorised (415 against 136 cycles per sample). Fixed when a kernel
 # compiles.
@@ -34,7 +34,7 @@ PAD_BYTES = 128
 # A group of four samples' input to a layer is treated as sparse (only the weight rows of
 # the entries where one of them is non-zero are visited, in the forward pass and in the
 # update) when at most this fraction of the entries is in that union. Measured with
-# `python benchmarks/compare.py --density-sweep` (README, "Performance"; session 7): at
+# `python benchmarks/compare.py --density-sweep` (docs/design/cpu-kernels.md): at
 # batch 10 the lists pay 1.1-1.3x up to a union of about 0.87 (four samples with 40% of
 # their inputs non-zero at random) and are even within noise above. MNIST's pixels: 0.19
 # of a sample's, 0.39 of a group's.
@@ -63,7 +63,7 @@ PARALLEL_ROW_BLOCK = 64
 # updates their weights, which no other core then reads or writes, instead of splitting
 # the forward pass by samples (every core reads every weight) and the update by rows.
 # Measured on [784, 512, 256, 10] at batch 128, 2 cores, interleaved epochs in one process
-# (README "Performance", session 9): float32, panels in the first layer (1.5 MiB) took the
+# (docs/design/cpu-kernels.md): float32, panels in the first layer (1.5 MiB) took the
 # numba-parallel epoch from 747 to 609 ms, and in the second (0.5 MiB) too, 662 ms;
 # float64, panels in the second layer (1 MiB) as well as the first: 1,387 against 1,344 ms.
 PARALLEL_PANEL_MIN_BYTES = 1_310_720  # 1.25 MiB
@@ -76,7 +76,7 @@ PARALLEL_PANEL_MIN_BYTES = 1_310_720  # 1.25 MiB
 # COLUMN_UPDATE_MIN_BATCH samples when a padded row of the layer's units has at least
 # COLUMN_UPDATE_MIN_ROW_BYTES: layers whose weights outgrow the L2 cache. Measured on
 # [784, H, 10] ReLU nets, real MNIST, one core, cycle counts of the first layer's update
-# (session 7, README "Performance"): per-weight sums 1.3-1.6x faster with rows of 4,096
+# (docs/design/cpu-kernels.md): per-weight sums 1.3-1.6x faster with rows of 4,096
 # bytes (H = 1,024 float32 or 512 float64, batches 16-128) and 1.7x at 8,192; about equal
 # at 2,048 (H = 512 float32: 0.9-1.1x); 2x slower at 512 (H = 100). Networks without such
 # a layer run kernels compiled without that path (engine.kernels.cpu, "Narrow and wide").
