@@ -128,23 +128,29 @@ _WIDE = True  # likewise (see _variant)
 _PANELS = True  # likewise: False in the serial twins, whose layers are one panel each
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
-SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL = range(10)
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL, ACT = range(11)
 
 
-def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0):
+def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0,
+         activations=None):
     """Working layout of the kernels for a network with layer widths ``sizes`` and
     parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
     ``pad_bytes`` rounded up to whole vectors of :data:`VECTOR_BYTES` (the row loops work
     in vectors); ``bn_off[l - 1]`` is the first batch-normalised unit of layer ``l`` or -1
     (default: no batch normalisation). ``panels``: how many threads share the units of a
     layer whose transposed weights take at least ``panel_min_bytes`` (the parallel twins),
-    see below.
+    see below. ``activations[l - 1]``: the code (:mod:`.codes`) of layer ``l``'s
+    activation, the output layer's last (default: identity everywhere); each layer's is
+    read from ``lay`` inside the one compiled kernel, so any combination runs without a
+    new specialisation.
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
-    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL``, one column per layer;
+    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL, ACT``, one column per
+    layer;
     ``U_OFF``: where a group of four samples keeps, in its row of ``idx``, the union of
     their input index lists to the layer, with 8 spare entries, see
-    :func:`_pack8_union`; ``PANEL``: the panel width, below) and the lengths a caller
+    :func:`_pack8_union`; ``PANEL``: the panel width, below; ``ACT``: the activation code)
+    and the lengths a caller
     allocates: ``work`` (flat, the parameters' dtype; batch normalisation's γ and β follow
     the layers, as in ``params``), one sample's activation row, and one group's row of
     index lists.
@@ -161,8 +167,14 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0):
     lanes = VECTOR_BYTES // int(itemsize)
     pad_units = lanes * max(1, -(-int(pad_bytes) // VECTOR_BYTES))
     depth = len(sizes) - 1
-    lay = np.zeros((10, depth + 1), dtype=np.int64)
+    lay = np.zeros((11, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
+    lay[ACT] = IDENTITY
+    if activations is not None:
+        if len(activations) != depth:
+            raise ValueError(f"activations needs one code per layer ({depth}); got "
+                             f"{len(activations)}")
+        lay[ACT, 1:] = activations
     lay[BN] = -1
     n_bn = 0
     if bn_off is not None:
@@ -1442,7 +1454,7 @@ def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, s
 # -- the kernels ---------------------------------------------------------------------------------
 
 
-def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, order,
+def train_batches(params, grads, lay, cost, X, labels, targets, order,
                   start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, nnz,
                   sample_cost, col_count, col_who, col_val, all_idx, density,
                   parallel_work, row_block, column_batch, wide_pad,
@@ -1450,7 +1462,8 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                   pre_drop, bn_running, bn_zhat, bn_inv_std):
     """Run the mini-batches ``order[start:stop]`` (in steps of ``batch_size``), in place.
 
-    Layout contract: ``lay`` from :func:`plan`; ``X`` (n, n_in) and ``targets`` (n, n_out)
+    Layout contract: ``lay`` from :func:`plan` (its ``ACT`` row: each layer's activation,
+    the output layer's with ``cost`` for δ^L); ``X`` (n, n_in) and ``targets`` (n, n_out)
     or (0, n_out) in the params' dtype; ``labels`` int64 (n,) or (0,) (class labels are
     used when non-empty); ``order`` int64 row indices; ``grads`` like ``params``. Scratch:
     ``work`` and ``gwork`` (work_size,), ``acts`` and ``deltas`` (batch_size, act_width),
@@ -1521,7 +1534,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             normalised = False
             if _FEATURES:
                 normalised = lay[BN, layer] >= 0
-            code = output if layer == depth else (IDENTITY if normalised else hidden)
+            code = IDENTITY if normalised else lay[ACT, layer]
             pad = lay[PAD, layer]
             panels = pad // lay[PANEL, layer]
             threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
@@ -1553,12 +1566,12 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                 if normalised:
                     _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat,
                                       bn_inv_std, hyper[H_BN_EPS], hyper[H_BN_MOMENTUM],
-                                      not gradient_only, hidden)
+                                      not gradient_only, lay[ACT, layer])
                 if use_dropout and layer < depth:
                     _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, pos - start,
                                   drop_scale[layer - 1])
-        _output_layer(i_0, m, lay, acts, z_out, deltas, labels, targets, order, pos, output,
-                      cost, sample_cost)
+        _output_layer(i_0, m, lay, acts, z_out, deltas, labels, targets, order, pos,
+                      lay[ACT, depth], cost, sample_cost)
         for i in range(m):
             total_cost += sample_cost[i]
 
@@ -1569,6 +1582,7 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
             if layer > 1:
                 # δ^{l-1} from the weights before their update
                 scale = drop_scale[layer - 2]
+                below = lay[ACT, layer - 1]  # σ' of the layer δ goes down to
                 if _PANELS:
                     panel = lay[PANEL, layer]
                 else:  # one panel: _rows_dot_back compiles its plain loop alone
@@ -1576,10 +1590,10 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
                 if threads:
                     for q in prange(quads):
                         _backprop_layer(layer, 4 * q, min(m, 4 * q + 4), panel, lay, work,
-                                        acts, deltas, hidden, pre_drop, drop_mask, pos - start,
+                                        acts, deltas, below, pre_drop, drop_mask, pos - start,
                                         scale)
                 else:
-                    _backprop_layer(layer, i_0, m, panel, lay, work, acts, deltas, hidden,
+                    _backprop_layer(layer, i_0, m, panel, lay, work, acts, deltas, below,
                                     pre_drop, drop_mask, pos - start, scale)
                 if _FEATURES and lay[BN, layer - 1] >= 0:
                     _batch_norm_backward(layer - 1, m, lay, deltas, work, bn_running, bn_zhat,
@@ -1618,8 +1632,8 @@ def train_batches(params, grads, lay, hidden, output, cost, X, labels, targets, 
     return total_cost
 
 
-def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts, z_out, idx,
-                 nnz, suspicious, density, all_idx, bn_running, bn_eps):
+def forward_rows(params, lay, X, out_a, out_z, work, rows, acts, z_out, idx, nnz, suspicious,
+                 density, all_idx, bn_running, bn_eps):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
     pre-activations ``out_z`` (both (n, n_out), params' dtype) and returns how many rows
     had a NaN or infinite first-layer pre-activation (see :func:`_forward_layer`; counted
@@ -1632,7 +1646,7 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
     blocks at a time (one scratch slot per task): ``acts`` (slots, block, act_width),
     ``z_out`` (slots, block, P_L), ``idx`` uint32 (slots, groups, idx_width) and ``nnz``
     int64 (slots, groups, L + 1) with groups = ⌈block / 4⌉; ``work`` (work_size,); ``rows``
-    int64 ``arange(n)``."""
+    int64 ``arange(n)``. Each layer's activation comes from ``lay``'s ``ACT`` row."""
     _load_work(params, lay, work)
     depth = lay.shape[1] - 1
     n_out, a_off = lay[SIZE, depth], lay[A_OFF, depth]
@@ -1648,14 +1662,14 @@ def forward_rows(params, lay, hidden, output, X, out_a, out_z, work, rows, acts,
             m = min(n_rows, lo + block) - lo
             for layer in range(1, depth + 1):
                 normalised = lay[BN, layer] >= 0
-                code = output if layer == depth else (IDENTITY if normalised else hidden)
+                code = IDENTITY if normalised else lay[ACT, layer]
                 suspicious[s] += _forward_layer(
                     layer, i_0, m, i_0, lay[PAD, layer] // lay[PANEL, layer], all_steps, lay,
                     work, X, rows, lo, acts[s], z_out[s], idx[s], nnz[s], all_idx, density,
                     code, not normalised)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
-                                          hidden)
+                                          lay[ACT, layer])
             for i in range(m):
                 for j in range(n_out):
                     out_a[lo + i, j] = acts[s, i, a_off + j]

@@ -113,10 +113,12 @@ class NumbaBackend:
         # numba-parallel gives each thread a panel of a large layer's weights (cpu.plan)
         panels = self._threads() if self.parallel else 1
         panel_min_bytes = int(config.PARALLEL_PANEL_MIN_BYTES)
-        key = (tuple(net.sizes), net.dtype, tuple(net._bn_off), panels, panel_min_bytes)
+        activations = net._layer_codes
+        key = (tuple(net.sizes), net.dtype, tuple(net._bn_off), panels, panel_min_bytes,
+               activations)
         if key != self._plan_key:
             self._layout = self._cpu.plan(net.sizes, config.PAD_BYTES, net.dtype.itemsize,
-                                          net._bn_off, panels, panel_min_bytes)
+                                          net._bn_off, panels, panel_min_bytes, activations)
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
             self._plan_key = key
         return self._layout
@@ -179,13 +181,12 @@ class NumbaBackend:
         plain = (code == codes.SGD and not hyper[codes.H_WEIGHT_DECAY]
                  and drop_mask.shape[0] == 0 and not net._n_bn)
         kernel = self._train_kernels[not plain, wide]
-        return kernel(net._params, buffers[0], lay, net._codes[0], net._codes[1],
-                           net._codes[2], X, labels, targets, order, start, stop, batch_size,
-                           float(lr), *buffers[1:], self._all_idx,
-                           float(config.SPARSE_MAX_DENSITY), _parallel_work(batch_size),
-                           int(config.PARALLEL_ROW_BLOCK), *column_rule,
-                           code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
-                           self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
+        return kernel(net._params, buffers[0], lay, net._codes[2], X, labels, targets, order,
+                      start, stop, batch_size, float(lr), *buffers[1:], self._all_idx,
+                      float(config.SPARSE_MAX_DENSITY), _parallel_work(batch_size),
+                      int(config.PARALLEL_ROW_BLOCK), *column_rule,
+                      code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
+                      self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
 
     def forward(self, net, X):
         return self.forward_flagged(net, X)[:2]
@@ -204,7 +205,7 @@ class NumbaBackend:
         out_z = np.empty((n_rows, n_out), net.dtype)
         groups = -(-block // 4)
         suspicious = self._forward_kernel(
-            net._params, lay, net._codes[0], net._codes[1], X, out_a, out_z,
+            net._params, lay, X, out_a, out_z,
             _aligned_empty(work_size, net.dtype), np.arange(n_rows, dtype=np.int64),
             _aligned_empty((slots, block, act_width), net.dtype),
             _aligned_empty((slots, block, int(lay[self._cpu.PAD, depth])), net.dtype),

@@ -232,6 +232,10 @@ class CudaBackend:
             raise ValueError(f"backend='cuda' supports dtype 'float32' and 'float64'; "
                              f"got {net.dtype.name!r}")
         hidden, output, cost = net._codes
+        if hidden is None:
+            raise ValueError(f"backend='cuda' runs one activation for every hidden layer; this "
+                             f"network has one per layer ({list(net.activation)}). Use "
+                             f"backend='numba', 'numba-parallel' or 'numpy'")
         if hidden not in codes.ACTIVATIONS.values() or output not in codes.OUTPUTS.values():
             raise ValueError(f"backend='cuda' has no kernel for activation "
                              f"{net.activation!r} with output {net.output!r}")

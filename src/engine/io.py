@@ -7,7 +7,8 @@ allow_pickle=False)`` opens it anywhere:
 
 ``metadata``
     A 0-d string array holding a JSON object: ``format`` (``"engine.network"``),
-    ``format_version`` (1), ``engine_version``, ``sizes``, ``activation``, ``output``,
+    ``format_version`` (1), ``engine_version``, ``sizes``, ``activation`` (a name, or one
+    per hidden layer), ``output``,
     ``cost``, ``init``, ``dtype``, ``task`` (``"classification"``, ``"regression"`` or
     null), ``normalization`` (null, or the list of statistics stored below), ``history``
     (the per-epoch lists of :attr:`engine.Network.history`), and since version 2
@@ -130,7 +131,9 @@ def save(net, path, training=None):
             arrays[f"training_{name}"] = values
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
-        "sizes": list(net.sizes), "activation": net.activation, "output": net.output,
+        "sizes": list(net.sizes), "output": net.output,
+        "activation": (net.activation if isinstance(net.activation, str)
+                       else list(net.activation)),
         "cost": net.cost, "init": net.init, "dtype": net.dtype.name, "task": net._task,
         "normalization": None if norm is None else list(norm.arrays()),
         "history": _history_for_json(net.history),
@@ -440,8 +443,17 @@ def _metadata(path, arrays):
     if (not isinstance(sizes, list) or len(sizes) < 2
             or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes)):
         bad("sizes", "a list of at least two positive integers")
-    for field, valid in (("activation", codes.ACTIVATIONS), ("output", codes.OUTPUTS),
-                         ("cost", codes.COSTS), ("init", SCHEMES),
+    activation = meta["activation"]
+    if isinstance(activation, list):  # one per hidden layer
+        if (not isinstance(sizes, list) or len(activation) != len(sizes) - 2
+                or any(not isinstance(a, str) or a not in codes.ACTIVATIONS
+                       for a in activation)):
+            bad("activation", f"one of {sorted(codes.ACTIVATIONS)} or a list of them, one "
+                              f"per hidden layer")
+    elif not isinstance(activation, str) or activation not in codes.ACTIVATIONS:
+        bad("activation", f"one of {sorted(codes.ACTIVATIONS)} or a list of them, one per "
+                          f"hidden layer")
+    for field, valid in (("output", codes.OUTPUTS), ("cost", codes.COSTS), ("init", SCHEMES),
                          ("dtype", ("float64", "float32"))):
         if not isinstance(meta[field], str) or meta[field] not in valid:
             bad(field, f"one of {sorted(valid)}")

@@ -20,10 +20,13 @@ class Network:
     ----------
     sizes : list of int
         Units per layer, input first: ``[784, 30, 10]`` is Nielsen's MNIST network.
-    activation : {"sigmoid", "tanh", "relu", "identity"}
-        Activation of the hidden layers.
+    activation : {"sigmoid", "tanh", "relu", "identity"} or list of them
+        Activation of the hidden layers: one for all, or one per hidden layer (``["relu",
+        "tanh"]`` for ``[784, 512, 256, 10]``). Each layer's runs inside the one compiled
+        kernel (CPU backends; ``"cuda"`` takes one activation for all).
     output : {None, "sigmoid", "softmax", "identity", "tanh", "relu"}
-        Activation of the output layer; ``None`` uses ``activation``.
+        Activation of the output layer; ``None`` uses ``activation`` (which must then be
+        one name).
     cost : {"quadratic", "cross_entropy"}
         Per-sample cost: ½‖a − y‖², or cross-entropy (binary per unit for sigmoid outputs,
         categorical for softmax outputs). The cost of a batch is the mean over its samples.
@@ -71,7 +74,10 @@ class Network:
                  batch_norm=False):
         self.sizes = check.layer_sizes(sizes)
         self.num_layers = len(self.sizes)
-        self.activation = check.choice("activation", activation, codes.ACTIVATIONS)
+        self.activation = _hidden_activations(activation, len(self.sizes) - 2)
+        if output is None and not isinstance(self.activation, str):
+            raise ValueError("output must be given when activation is a list (one per hidden "
+                             "layer); e.g. output='softmax'")
         self.output = check.choice("output", activation if output is None else output,
                                    codes.OUTPUTS)
         self.cost = check.choice("cost", cost, codes.COSTS)
@@ -86,8 +92,15 @@ class Network:
         if self.output == "softmax" and self.sizes[-1] < 2:
             raise ValueError(f"output='softmax' needs at least 2 output units; "
                              f"sizes[-1] is {self.sizes[-1]}")
-        self._codes = (codes.ACTIVATIONS[self.activation], codes.OUTPUTS[self.output],
+        hidden = self._hidden_names()
+        # (hidden code, or None when the hidden layers differ; output code; cost code)
+        uniform = len(set(hidden)) <= 1
+        self._codes = (codes.ACTIVATIONS[hidden[0] if hidden else "identity"]
+                       if uniform else None, codes.OUTPUTS[self.output],
                        codes.COSTS[self.cost])
+        # every weight layer's activation code, output last (the kernels' ``lay`` row ACT)
+        self._layer_codes = tuple(codes.ACTIVATIONS[name] for name in hidden) + (
+            codes.OUTPUTS[self.output],)
         self.batch_norm = _batch_norm_flags(batch_norm, len(self.sizes) - 2)
         self.rng = np.random.default_rng(seed)
         self._allocate_parameters()
@@ -102,6 +115,12 @@ class Network:
         self.best_epoch = self.stopped_epoch = None  # set by fit(early_stopping=True)
         self._task = None  # "classification" or "regression" once fit has seen targets
         training.set_optimizer_state(self, None)
+
+    def _hidden_names(self):
+        """The activation of each hidden layer, in order."""
+        if isinstance(self.activation, str):
+            return (self.activation,) * (len(self.sizes) - 2)
+        return tuple(self.activation)
 
     # -- parameters -----------------------------------------------------------------------
 
@@ -676,7 +695,9 @@ class Network:
 
     def __repr__(self):
         extra = f", batch_norm={list(self.batch_norm)}" if any(self.batch_norm) else ""
-        return (f"Network({self.sizes}, activation={self.activation!r}, "
+        activation = (self.activation if isinstance(self.activation, str)
+                      else list(self.activation))
+        return (f"Network({self.sizes}, activation={activation!r}, "
                 f"output={self.output!r}, cost={self.cost!r}, dtype={self.dtype.name!r}, "
                 f"backend={self.backend!r}{extra})")
 
@@ -710,6 +731,23 @@ class _Snapshot:
         for live, saved in zip(self._arrays(), self.saved):
             if live.shape == saved.shape:
                 live[...] = saved
+
+
+def _hidden_activations(value, n_hidden):
+    """``activation`` checked: one name, or a tuple with one name per hidden layer."""
+    if isinstance(value, str):
+        return check.choice("activation", value, codes.ACTIVATIONS)
+    try:
+        names = tuple(value)
+    except TypeError:
+        raise TypeError(f"activation must be a name or a list of {n_hidden} names (one per "
+                        f"hidden layer); got {value!r}") from None
+    if len(names) != n_hidden:
+        raise ValueError(f"activation needs one name per hidden layer ({n_hidden}); got "
+                         f"{len(names)}: {list(names)!r}")
+    for i, name in enumerate(names):
+        check.choice(f"activation[{i}]", name, codes.ACTIVATIONS)
+    return names
 
 
 def _batch_norm_flags(value, n_hidden):

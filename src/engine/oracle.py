@@ -72,6 +72,15 @@ def activation_prime(a, name):
     raise ValueError(f"{name!r} has no element-wise derivative")
 
 
+def layer_activation(hidden, output, layer, depth):
+    """The activation of weight layer ``layer`` (1-based) of ``depth``: ``output`` for the
+    last, else ``hidden``, one name for every hidden layer or a sequence of one per hidden
+    layer."""
+    if layer == depth:
+        return output
+    return hidden if isinstance(hidden, str) else hidden[layer - 1]
+
+
 def softplus(x):
     """log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)."""
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
@@ -84,6 +93,9 @@ def softplus(x):
 
 def forward(weights, biases, X, hidden, output, batch_norm=None):
     """Feed a batch forward (prediction: batch-normalised layers use running statistics).
+
+    ``hidden``: the hidden layers' activation, one name or one per hidden layer (see
+    :func:`layer_activation`), as everywhere in this module.
 
     ``batch_norm`` is ``None`` or a list with one entry per layer, each ``None`` or a
     :class:`BatchNorm`; see :func:`forward_training` for the training-mode pass.
@@ -104,7 +116,7 @@ def forward(weights, biases, X, hidden, output, batch_norm=None):
             z = a @ w.T + b.T
         else:
             z = batch_norm_inference(a @ w.T, bn)
-        a = activate(z, output if layer == depth else hidden)
+        a = activate(z, layer_activation(hidden, output, layer, depth))
         activations.append(a)
     return activations, z
 
@@ -257,7 +269,7 @@ def forward_training(weights, biases, X, hidden, output, batch_norm=None, dropou
             z = a @ w.T + b.T
         else:
             z, cache = batch_norm_training(a @ w.T, bn)
-        h = activate(z, output if layer == depth else hidden)
+        h = activate(z, layer_activation(hidden, output, layer, depth))
         D = dropout[layer - 1] if dropout is not None and layer < depth else None
         a = h if D is None else h * D
         activations.append(a)
@@ -297,7 +309,8 @@ def gradients(weights, biases, X, Y, hidden, output, cost, batch_norm=None, drop
             delta = delta @ weights[layer]
             if dropout is not None and dropout[layer - 1] is not None:
                 delta = delta * dropout[layer - 1]
-            delta = delta * activation_prime(outs[layer], hidden)
+            delta = delta * activation_prime(outs[layer],
+                                             layer_activation(hidden, output, layer, depth))
     return Gradients(nabla_b, nabla_w, nabla_gamma, nabla_beta,
                      mean_cost(acts[-1], trace.z_out, Y, cost, output), trace)
 
