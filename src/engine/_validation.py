@@ -142,17 +142,26 @@ def nonfinite_error(X, name="X"):
 
 
 def targets(y, n_samples, n_out, dtype, name="y"):
-    """Split ``y`` into class labels or float targets.
+    """Split ``y`` into class labels or float targets, by the one rule every entry point
+    (``fit``, ``SGD``, ``update_mini_batch``, ``backprop``, ``evaluate``, ``score``) shares:
+
+    * shape (n,) with more than one output unit: class labels, whole numbers in
+      0..n_out-1 (of any numeric dtype);
+    * shape (n, n_out) with more than one output unit, every row one-hot (one 1, the rest
+      0, of any numeric dtype, as Nielsen's vectorised targets): the same class labels;
+    * any other shape (n, n_out), or (n,) with a single output unit: float targets
+      (regression, or outputs trained towards given values).
 
     Returns ``(labels, target_rows)``: int64 labels of shape (n,) and an empty (0, n_out)
     target array for classification, or an empty labels array and (n, n_out) targets for
-    regression. Integer labels are accepted when the output layer has more than one unit;
-    with a single output unit, ``y`` is always a target value.
+    regression.
     """
     arr = _numeric_array(name, y)
     if arr.shape[:1] != (n_samples,):
         raise ValueError(f"{name} has {arr.shape[0] if arr.ndim else 0} samples but X has "
                          f"{n_samples}")
+    if arr.ndim == 2 and n_out > 1 and arr.shape[1] == n_out and _one_hot_rows(arr):
+        arr = np.argmax(arr, axis=1)
     empty_labels = np.empty(0, dtype=np.int64)
     if arr.ndim == 1 and n_out > 1:
         if np.issubdtype(arr.dtype, np.floating):
@@ -177,3 +186,8 @@ def targets(y, n_samples, n_out, dtype, name="y"):
     if count_nonfinite(rows):
         raise ValueError(f"{name} contains NaN or infinite values")
     return empty_labels, rows
+
+
+def _one_hot_rows(arr):
+    """Whether every row of a 2-D numeric array holds one 1 and zeros elsewhere."""
+    return bool(np.all((arr == 0) | (arr == 1)) and np.all(np.sum(arr == 1, axis=1) == 1))

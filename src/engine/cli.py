@@ -47,6 +47,18 @@ class UsageError(ValueError):
     """A flag or input that does not fit; printed as one line."""
 
 
+class CommandError(Exception):
+    """An expected failure with a complete message; printed as one line."""
+
+
+def _describe(error):
+    """One line for an expected failure (MemoryError has no message of its own)."""
+    if isinstance(error, MemoryError):
+        return (f"out of memory{f' ({error})' if str(error) else ''}; try a smaller "
+                f"--batch-size, --limit or network, or --dtype float32")
+    return str(error)
+
+
 # -- data --------------------------------------------------------------------------------
 
 
@@ -195,18 +207,30 @@ def _train(net, data, X, y, epochs, batch_size, lr, progress, say, checkpoint=No
                  "next_lr": lr, "schedule": {}, "early_stopping": None}, {}))
         clock[0] = time.perf_counter()
 
+    net._adopt_task(labels)
     try:
         net._train_epochs(X, labels, targets, epochs, batch_size, lr, True, on_epoch_end,
                           on_progress=progress, first_epoch=first_epoch)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
         done = progress.done
         progress.close()
         # Ctrl-C may land while an epoch's records are being appended: keep whole epochs.
         complete = min(len(values) for values in history.values())
         for values in history.values():
             del values[complete:]
-        return history, complete, done
+        if isinstance(exc, KeyboardInterrupt):
+            return history, complete, done
+        raise _TrainingFailed(exc, history, complete) from exc
     return history, epochs, None
+
+
+class _TrainingFailed(Exception):
+    """An error in the middle of ``engine train``, with the history of the complete epochs,
+    so that the command saves what was trained before it reports the error."""
+
+    def __init__(self, error, history, complete):
+        super().__init__(str(error))
+        self.error, self.history, self.complete = error, history, complete
 
 
 def _warm_up(net, X, y, say):
@@ -238,6 +262,7 @@ def cmd_train(args):
     net.normalization = data.normalization
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    model_file = io.writable(out / "model.npz")  # before training, not after it
     say(f"Network: {sizes}, {net.activation} hidden, {net.output} output, {net.cost} cost, "
         f"{net.init} init, {net.dtype.name}, backend {net.backend}, seed {args.seed}")
     if data.normalization is not None:
@@ -252,14 +277,15 @@ def cmd_train(args):
     checkpoint = resumed = None
     if args.checkpoint is not None:
         # Everything but the number of epochs must match on --resume.
-        checkpoint = (Path(args.checkpoint), dict(
+        checkpoint = (io.writable(args.checkpoint), dict(
             {k: v for k, v in settings.items() if k != "epochs"}, sizes=sizes, dtype=args.dtype, seed=args.seed, limit=args.limit,
             data=data.name, n_samples=len(y)))
         if args.resume and checkpoint[0].is_file():
-            resumed = net._adopt_checkpoint(checkpoint[0])[0]
+            _, saved, (resumed, _) = net._read_checkpoint(checkpoint[0])
             if resumed.get("settings") != json.loads(json.dumps(checkpoint[1])):
                 raise UsageError(f"--resume: {checkpoint[0]} comes from a run with other "
                                  f"settings ({resumed.get('settings')}); pass the same ones")
+            net._adopt_state(saved)
             say(f"Resuming from {checkpoint[0]} after epoch {resumed['epochs_done']}")
         say(f"Saving a checkpoint to {checkpoint[0]} after every epoch")
     elif args.resume:
@@ -268,27 +294,36 @@ def cmd_train(args):
     progress = _Progress(not args.no_progress)
     if resumed is not None:
         progress.epoch = resumed["epochs_done"]
-    history, done, stopped_at = _train(net, data, X, y, settings["epochs"],
-                                       settings["batch_size"], settings["lr"],
-                                       progress, say, checkpoint, resumed)
+    failure = None
+    try:
+        history, done, stopped_at = _train(net, data, X, y, settings["epochs"],
+                                           settings["batch_size"], settings["lr"],
+                                           progress, say, checkpoint, resumed)
+    except _TrainingFailed as exc:
+        failure, history, done, stopped_at = exc.error, exc.history, exc.complete, None
     if stopped_at is not None:
         say(f"\nInterrupted during epoch {done} after {stopped_at:,} of {len(y):,} samples; "
             f"saving the model as it stands ({done} complete epochs in the history).")
     net.history = history
     summary = {}
-    if data.test is not None and stopped_at is None:
+    if data.test is not None and stopped_at is None and failure is None:
         summary = _summarise(net, data.test, say, "Test set")
-    model_path = net.save(out / "model.npz")
+    model_path = net.save(model_file)
     record = {
         "engine_version": __version__, "data": data.name, "data_source": data.source,
         "settings": dict(settings, sizes=sizes, dtype=args.dtype, backend=args.backend,
                          seed=args.seed, limit=args.limit),
         "epochs_completed": done, "interrupted": stopped_at is not None,
+        "error": None if failure is None else f"{type(failure).__name__}: {failure}",
         "seconds": time.perf_counter() - started, "test": summary,
         "history": io.history_to_json(history),
     }
     history_path = out / "history.json"
     history_path.write_text(json.dumps(record, indent=2) + "\n")
+    if failure is not None:
+        raise CommandError(f"{_describe(failure)}. Saved the model as it stands ({done} "
+                           f"complete epochs) to {model_path} and its history to "
+                           f"{history_path}") from failure
     curves_path = out / "learning_curves.png"
     if history["loss"]:
         from . import plots  # matplotlib loads only when a figure is drawn
@@ -380,19 +415,54 @@ def _read_rows(path, n_in):
         except ValueError as exc:
             raise UsageError(f"{path}: not a plain .npy array ({exc})") from None
     elif suffix in (".csv", ".txt"):
-        try:
-            rows = np.loadtxt(path, delimiter=",", ndmin=2)
-        except ValueError:
-            try:  # a header line
-                rows = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
-            except ValueError as exc:
-                raise UsageError(f"{path}: not comma-separated numbers ({exc})") from None
+        rows = _read_csv(path)
     else:
         raise UsageError(f"{path}: give rows as .npy or .csv, or a digit image "
                          f"({', '.join(IMAGE_SUFFIXES)})")
     if rows.ndim == 1:
         rows = rows.reshape(1, -1)
     return rows, [f"row {i}" for i in range(rows.shape[0])]
+
+
+def _read_csv(path):
+    """Rows of comma-separated numbers. The first line is a header only when none of its
+    fields is a number; anywhere else, a missing or non-numeric value is an error naming
+    its line and column (counted from 1, as editors show them)."""
+    rows, width = [], None
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as f:
+            for line_number, line in enumerate(f, start=1):
+                fields = [field.strip() for field in line.strip().split(",")]
+                if fields == [""]:
+                    continue  # a blank line
+                values = [_number(field) for field in fields]
+                if not rows and width is None and all(v is None for v in values) \
+                        and any(fields):
+                    width = len(fields)  # a header: names, no numbers
+                    continue
+                for column, (field, value) in enumerate(zip(fields, values), start=1):
+                    if value is None or not np.isfinite(value):
+                        what = "a missing value" if not field else f"{field[:20]!r}, not a " \
+                                                                   f"finite number,"
+                        raise UsageError(f"{path}, line {line_number}, column {column}: "
+                                         f"{what} where a number belongs")
+                if width is not None and len(values) != width:
+                    raise UsageError(f"{path}, line {line_number}: {len(values)} values, but "
+                                     f"the lines above have {width}")
+                width = len(values)
+                rows.append(values)
+    except UnicodeError as exc:
+        raise UsageError(f"{path}: not a text file ({exc})") from None
+    if not rows:
+        raise UsageError(f"{path}: no rows of numbers")
+    return np.array(rows, dtype=np.float64)
+
+
+def _number(field):
+    try:
+        return float(field)
+    except ValueError:
+        return None
 
 
 def cmd_predict(args):
@@ -559,8 +629,8 @@ def main(argv=None):
     except KeyboardInterrupt:  # outside training, where there is nothing to save yet
         print(f"engine {args.command}: interrupted", file=sys.stderr, flush=True)
         return INTERRUPTED
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, MemoryError, CommandError) as exc:
         # The library's own errors (DataFormatError, DataNotFoundError, ModelFileError,
         # argument checks) carry complete messages; a traceback would only hide them.
-        print(f"engine {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        print(f"engine {args.command}: error: {_describe(exc)}", file=sys.stderr, flush=True)
         return 1

@@ -106,9 +106,7 @@ def save(net, path, training=None):
     """
     from . import __version__
 
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    path = model_path(path)
     net._sync_parameters()
     arrays = {}
     for layer, (w, b) in enumerate(zip(net.weights, net.biases)):
@@ -153,6 +151,8 @@ def load(path, backend="numba", with_training=False):
     Parameters
     ----------
     path : str or os.PathLike
+        The file; a name without ``.npz`` that names no file means the file :func:`save`
+        wrote for it, ``path + ".npz"`` (:func:`model_path`).
     backend : str
         Backend of the returned network (the file does not fix where it runs).
     with_training : bool
@@ -177,6 +177,8 @@ def load(path, backend="numba", with_training=False):
     from .network import Network
 
     path = Path(path)
+    if not path.is_file():
+        path = model_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     arrays = _read_npz(path)
@@ -253,6 +255,39 @@ def load(path, backend="numba", with_training=False):
                  if name.startswith("training_")}
         return net, (meta["training"], extra)
     return net
+
+
+def model_path(path):
+    """The file a model or checkpoint named ``path`` is written to: ``path`` itself when it
+    ends in ``.npz``, else ``path + ".npz"`` (as :func:`numpy.savez` names it). The one
+    rule for names: :func:`save`, :func:`load`, ``fit(checkpoint=, resume=)`` and the
+    command line's ``--checkpoint`` all follow it."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def writable(path):
+    """Check, before any work is done, that a model can be saved to ``path`` (named by
+    :func:`model_path`): its folder exists and takes a new file, and ``path`` is no
+    folder. Returns the file's path; raises an :class:`OSError` naming it otherwise.
+
+    The check creates and removes a temporary file as :func:`atomic_write` does, so it
+    asks the file system itself (permissions, read-only mounts, a full quota's refusal
+    to create files) rather than guessing from mode bits."""
+    path = model_path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save a model to {path}: it is a folder")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save a model to {path}: the folder {path.parent} "
+                                f"does not exist")
+    probe = path.with_name(f".{path.name}.{_host_tag()}-{os.getpid()}-"
+                           f"{secrets.token_hex(4)}.tmp")
+    try:
+        open(probe, "xb").close()
+    except OSError as exc:
+        raise type(exc)(f"cannot save a model to {path}: {exc.strerror or exc}") from None
+    probe.unlink(missing_ok=True)
+    return path
 
 
 def _history_for_json(history):

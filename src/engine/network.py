@@ -4,7 +4,7 @@ import contextlib
 
 import numpy as np
 
-from . import _backends, _validation as check, config, oracle, training
+from . import _backends, _validation as check, config, io, oracle, training
 from .errors import DivergenceError
 from .initializers import SCHEMES, initial_parameters
 from .normalization import Normalization
@@ -188,6 +188,12 @@ class Network:
         self._biases_shown = list(self._bias_views)
 
     def _assign(self, kind, new, views):
+        for arr, view in zip(self._checked_parameters(kind, new, views), views):
+            view[...] = arr
+
+    @staticmethod
+    def _checked_parameters(kind, new, views):
+        """``new`` as arrays for ``views``, each checked (shape, numbers, finite)."""
         new = list(new)
         if len(new) != len(views):
             raise ValueError(f"{kind} needs {len(views)} arrays, one per layer; got {len(new)}")
@@ -201,16 +207,22 @@ class Network:
             if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
                 raise ValueError(f"{kind}[{layer}] must hold finite numbers")
             checked.append(arr)
-        for arr, view in zip(checked, views):
-            view[...] = arr
+        return checked
 
     def _sync_parameters(self):
-        """Adopt arrays a user put into ``net.weights[l] = ...`` into the flat storage."""
-        for shown, views, kind in ((self._weights_shown, self._weight_views, "weights"),
-                                   (self._biases_shown, self._bias_views, "biases")):
-            if len(shown) != len(views) or any(s is not v for s, v in zip(shown, views)):
-                self._assign(kind, shown, views)
-                shown[:] = views
+        """Adopt arrays a user put into ``net.weights[l] = ...`` into the flat storage:
+        both lists are checked before either is written, so a refused array leaves the
+        parameters as they were."""
+        edited = [(shown, views, kind) for shown, views, kind in (
+            (self._weights_shown, self._weight_views, "weights"),
+            (self._biases_shown, self._bias_views, "biases"))
+            if len(shown) != len(views) or any(s is not v for s, v in zip(shown, views))]
+        checked = [self._checked_parameters(kind, shown, views)
+                   for shown, views, kind in edited]
+        for (shown, views, _), arrays in zip(edited, checked):
+            for arr, view in zip(arrays, views):
+                view[...] = arr
+            shown[:] = views
 
     def _bn_views(self, flat=None, eps=None, momentum=None):
         """Per weight layer, None or an :class:`oracle.BatchNorm` whose γ and β are views
@@ -318,8 +330,10 @@ class Network:
         ----------
         X : array, shape (n_samples, n_in)
         y : array
-            Integer class labels, shape (n_samples,), one-hot encoded internally; or float
-            targets, shape (n_samples, n_out) (or (n_samples,) for one output unit).
+            Class labels, shape (n_samples,) of whole numbers (or one-hot rows, shape
+            (n_samples, n_out)), one-hot encoded internally; or float targets, shape
+            (n_samples, n_out) (or (n_samples,) for one output unit). The same rule holds
+            for every method that takes ``y`` (see ``engine._validation.targets``).
         epochs, batch_size : int
             Passes over the data, and samples per mini-batch (the last may be smaller).
         lr : float
@@ -404,8 +418,14 @@ class Network:
             validation_fraction=validation_fraction,
             monitor_training_cost=monitor_training_cost,
             monitor_training_accuracy=monitor_training_accuracy, callbacks=callbacks)
-        resumed = None if resume is None else (resume, self._adopt_checkpoint(resume))
-        X, labels, targets = self._training_arrays(*self._scaled(X, y))
+        if checkpoint is not None:
+            checkpoint = io.writable(checkpoint)
+        # Validate everything (settings, data, file) before any state changes: a refused
+        # call leaves the network as it was. A resumed run scales its data as the
+        # checkpoint's network does; training.run adopts that network's state last.
+        resumed = None if resume is None else self._read_checkpoint(resume)
+        source = self if resumed is None else resumed[1]
+        X, labels, targets = self._training_arrays(*source._scaled(X, y))
         validation = None
         if validation_data is not None:
             if validation_fraction is not None:
@@ -414,7 +434,7 @@ class Network:
                 X_val, y_val = validation_data
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a pair (X_val, y_val)") from None
-            X_val, y_val = self._scaled(X_val, y_val)
+            X_val, y_val = source._scaled(X_val, y_val)
             X_val = check.features(X_val, self.sizes[0], self.dtype, name="validation X")
             validation = (X_val,) + check.targets(y_val, X_val.shape[0], self.sizes[-1],
                                                    self.dtype, name="validation y")
@@ -431,12 +451,10 @@ class Network:
                                     resume=resumed)
         return self.history
 
-    def _adopt_checkpoint(self, path):
-        """Take over a checkpoint's network state (parameters, batch-norm statistics,
-        optimiser memory, generator, history, normalisation); returns its progress."""
-        from .io import load
-
-        saved, progress = load(path, backend="numpy", with_training=True)
+    def _read_checkpoint(self, path):
+        """Read and check a checkpoint for ``resume=path`` without adopting anything;
+        returns ``(path, network in the file, (progress, arrays))``."""
+        saved, progress = io.load(path, backend="numpy", with_training=True)
         if progress[0] is None:
             raise ValueError(f"resume={str(path)!r} is a model file without training progress; "
                              f"checkpoints come from fit(..., checkpoint=PATH)")
@@ -446,6 +464,12 @@ class Network:
                   saved.batch_norm)
         if mine != theirs:
             raise ValueError(f"resume={str(path)!r} holds {saved!r}, not this {self!r}")
+        return io.model_path(path), saved, progress
+
+    def _adopt_state(self, saved):
+        """Take over another network's state (parameters, batch-norm statistics, optimiser
+        memory, generator, history, normalisation, task): the last step of an entry point
+        that replaces state, once everything it needs has been checked."""
         self._sync_parameters()
         self._params[...] = saved._params
         self._bn_running[...] = saved._bn_running
@@ -454,7 +478,6 @@ class Network:
         self.history = saved.history
         self.normalization = saved.normalization
         self._task = saved._task
-        return progress
 
     def predict_proba(self, X):
         """Output-layer activations for each row of ``X``, shape (n_samples, n_out)."""
@@ -480,7 +503,11 @@ class Network:
             return float(np.mean(np.argmax(out, axis=1) == labels))
         residual = np.sum((targets - out) ** 2, axis=0)
         spread = np.sum((targets - targets.mean(axis=0)) ** 2, axis=0)
-        return float(np.mean(1 - residual / np.where(spread == 0, 1, spread)))
+        # Constant targets (no spread): 1 for an exact fit, else 0, as scikit-learn's
+        # r2_score (force_finite=True); never a ratio to the number of rows.
+        exact = np.where(residual == 0, 1.0, 0.0)
+        return float(np.mean(np.where(spread == 0, exact,
+                                      1 - residual / np.where(spread == 0, 1, spread))))
 
     # -- Nielsen's API ----------------------------------------------------------------------
 
@@ -501,7 +528,7 @@ class Network:
         ``biases`` and ``weights``. ``y`` is a target column or an integer label."""
         X = check.features(np.asarray(x).reshape(1, -1), self.sizes[0], self.dtype, name="x")
         labels, targets = check.targets(self._target_row(y), 1, self.sizes[-1], self.dtype)
-        self._sync_parameters()
+        self._usable_parameters()
         return self._backend.gradient(self, X, labels, targets)
 
     def update_mini_batch(self, mini_batch, eta, lmbda=0.0, n=None):
@@ -516,7 +543,8 @@ class Network:
             n = check.positive_int("n", n)
             plan = training.Plan(self, hyper=training.default_hyper(lmbda / n))
         order = np.arange(X.shape[0], dtype=np.int64)
-        self._sync_parameters()
+        self._usable_parameters()
+        self._adopt_task(labels)
         self._backend.train(self, X, labels, targets, order, 0, X.shape[0], X.shape[0], eta,
                             plan=plan)
 
@@ -524,9 +552,13 @@ class Network:
         """Number of ``(x, y)`` pairs whose predicted digit (argmax) equals ``y``
         (an integer label, or a one-hot column)."""
         X, y = _stack_pairs(test_data)
-        y = np.asarray(y)
-        labels = np.argmax(y, axis=1) if y.ndim == 2 else y
-        return int(np.sum(np.argmax(self.predict_proba(X), axis=1) == labels))
+        X = self._prediction_input(self._scaled(X)[0])
+        labels, _ = check.targets(y, X.shape[0], self.sizes[-1], self.dtype)
+        if not labels.size:
+            raise ValueError("evaluate counts correct class predictions, so each y must be a "
+                             "class label or a one-hot column; got float targets (use "
+                             "score for regression)")
+        return int(np.sum(np.argmax(self._predict_rows(X), axis=1) == labels))
 
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, *, lmbda=0.0,
             evaluation_data=None, monitor_evaluation_cost=False,
@@ -560,12 +592,11 @@ class Network:
                                 monitor_training_accuracy=monitor_training_accuracy,
                                 **options)
         X, y = _stack_pairs(training_data)
-        X, labels, targets = self._training_arrays(X, _labels_if_one_hot(y))
+        X, labels, targets = self._training_arrays(X, y)
         test_data = list(test_data) if test_data is not None else None
         validation = None
         if evaluation_data is not None:
             X_val, y_val = _stack_pairs(evaluation_data)
-            y_val = _labels_if_one_hot(y_val)
             X_val = check.features(X_val, self.sizes[0], self.dtype, name="evaluation x")
             validation = (X_val,) + check.targets(y_val, X_val.shape[0], self.sizes[-1],
                                                    self.dtype, name="evaluation y")
@@ -603,10 +634,14 @@ class Network:
     # -- shared machinery -------------------------------------------------------------------
 
     def _training_arrays(self, X, y):
+        """Checked training arrays ``(X, labels, targets)``; changes nothing (the task is
+        adopted with :meth:`_adopt_task` once everything else is checked too)."""
         X = check.features(X, self.sizes[0], self.dtype)
         labels, targets = check.targets(y, X.shape[0], self.sizes[-1], self.dtype)
-        self._task = "classification" if labels.size else "regression"
         return X, labels, targets
+
+    def _adopt_task(self, labels):
+        self._task = "classification" if labels.size else "regression"
 
     def _train_epochs(self, X, labels, targets, epochs, batch_size, lr, shuffle, on_epoch_end,
                       on_progress=None, updates_per_call=None, plan=None, first_epoch=0):
@@ -624,7 +659,7 @@ class Network:
         schedule changes it between epochs), and dropout masks are drawn from the
         network's generator before each backend call.
         """
-        self._sync_parameters()
+        self._usable_parameters()
         n = X.shape[0]
         n_batches = -(-n // batch_size)
         if updates_per_call is None:
@@ -661,23 +696,69 @@ class Network:
     def _prediction_input(self, X):
         """``X`` checked for :meth:`_predict_rows`. A backend that flags non-finite
         pre-activations itself (``forward_flagged``) spares the separate NaN/inf pass over
-        X; :meth:`_predict_rows` counts them only when a row is flagged."""
+        X; :meth:`_forward` counts them only when a row is flagged."""
         flags = hasattr(self._backend, "forward_flagged")
         return check.features(X, self.sizes[0], self.dtype, finite=not flags)
 
     def _predict_rows(self, X):
         """Output activations for rows ``X`` from :meth:`_prediction_input`."""
+        return self._forward(X)[0]
+
+    def _usable_parameters(self):
+        """Adopt edited parameter lists, then refuse non-finite parameters (edited in place
+        or loaded), naming the first array that holds them: prediction and training
+        start here. Saving does not, so a diverged model still round-trips."""
         self._sync_parameters()
-        if not hasattr(self._backend, "forward_flagged"):
-            return self._backend.forward(self, X)[0]
-        out, _, suspicious = self._backend.forward_flagged(self, X)
-        if suspicious:  # a bad input, or finite values that overflow on the way
-            check.nonfinite_error(X)
-        return out
+        if not (check.count_nonfinite(self._params) or check.count_nonfinite(self._bn_running)):
+            return
+        named = [(f"weights[{layer}]", w) for layer, w in enumerate(self._weight_views)]
+        named += [(f"biases[{layer}]", b) for layer, b in enumerate(self._bias_views)]
+        for layer, bn in enumerate(self._bn_views()):
+            if bn is not None:
+                named += [(f"batch_norm_layers[{layer}].{part}", getattr(bn, part))
+                          for part in ("gamma", "beta", "running_mean", "running_var")]
+        for name, values in named:
+            bad = check.count_nonfinite(values)
+            if bad:
+                raise ValueError(f"the network's {name} holds {bad} NaN or infinite value(s); "
+                                 f"it cannot predict or train with them. Assign finite "
+                                 f"parameters or load a model saved before they went bad.")
+
+    def _forward(self, X):
+        """``(a, z)`` of the output layer for checked rows ``X``, on any backend.
+
+        Every backend's result passes this one finiteness check: an output that is NaN or
+        infinite raises a ValueError saying why (a NaN or infinite input, non-finite
+        parameters, or finite inputs and parameters whose products overflow the dtype)
+        instead of reaching the caller as NaN or as a label taken from NaN."""
+        self._usable_parameters()
+        if hasattr(self._backend, "forward_flagged"):
+            a, z, suspicious = self._backend.forward_flagged(self, X)
+            if suspicious:  # a bad input, or finite values that overflow on the way
+                check.nonfinite_error(X)
+        else:
+            a, z = self._backend.forward(self, X)
+        if check.count_nonfinite(a):
+            self._overflow_error(X, a)
+        return a, z
+
+    def _overflow_error(self, X, a):
+        """Raise the ValueError for non-finite outputs of finite inputs and parameters."""
+        check.nonfinite_error(X)
+        row = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
+        x_max = float(np.max(np.abs(X[row])))
+        w_max = float(max(np.max(np.abs(w)) for w in self._weight_views))
+        culprit = ("inputs", "X") if x_max >= w_max else ("parameters", "the weights")
+        raise ValueError(
+            f"the forward pass overflowed on row {row} of X: the inputs and parameters are "
+            f"finite, but the outputs are NaN or infinite because of the size of the "
+            f"{culprit[0]} (largest |x| in the row {x_max:.3g}, largest |w| {w_max:.3g}; "
+            f"{self.dtype.name} holds up to {np.finfo(self.dtype).max:.3g}). Scale "
+            f"{culprit[1]} down (see Network.normalization) and try again.")
 
     def _measure(self, X, labels, targets):
         """Mean cost and number correct (classification) of the network on checked arrays."""
-        a, z = self._backend.forward(self, X)
+        a, z = self._forward(X)
         Y = _backends.one_hot(labels, self.sizes[-1], self.dtype) if labels.size else targets
         correct = int(np.sum(np.argmax(a, axis=1) == labels)) if labels.size else 0
         return oracle.mean_cost(a, z, Y, self.cost, self.output), correct
@@ -772,17 +853,6 @@ def _is_dtype(value):
         return np.dtype(value).name in DTYPES
     except TypeError:
         return False
-
-
-def _labels_if_one_hot(y):
-    """Nielsen's one-hot target columns as class labels (the same training: the backends
-    one-hot encode labels exactly), so that accuracy can be measured; other targets as
-    they are."""
-    y = np.asarray(y)
-    if (y.ndim == 2 and y.shape[1] > 1 and np.issubdtype(y.dtype, np.number)
-            and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
-        return np.argmax(y, axis=1)
-    return y
 
 
 def _stack_pairs(pairs):

@@ -173,6 +173,17 @@ def schedule(value):
                     f"schedule object such as StepDecay(step_size=5, gamma=0.5); got {value!r}")
 
 
+def scheduled_rate(schedule, value, epoch):
+    """The rate a schedule gave for epoch ``epoch`` (0-based), checked: a custom schedule
+    that returns a negative, zero, NaN, infinite or non-numeric rate would otherwise train
+    on (gradient ascent at a negative rate)."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+            or not np.isfinite(value) or value <= 0):
+        raise ValueError(f"lr_schedule {schedule!r} gave the learning rate {value!r} for "
+                         f"epoch {epoch + 1}; a rate must be a positive finite number")
+    return float(value)
+
+
 # ---------------------------------------------------------------------------------------
 # Early stopping and callbacks
 # ---------------------------------------------------------------------------------------
@@ -543,10 +554,9 @@ def checkpoint_state(net, settings, epochs_done, stopped, plan, opts, val_rows):
     return progress, arrays
 
 
-def _resume(net, checkpoint, settings, plan, opts, path):
-    """Restore the run's state between epochs from a checkpoint; returns epochs done and
-    whether it had stopped."""
-    progress, arrays = checkpoint
+def _check_resume(path, progress, settings, history, saved_history):
+    """Refuse a checkpoint whose run had other settings or another history (changes
+    nothing)."""
     old = progress.get("settings")
     if not isinstance(old, dict):
         raise ValueError(f"resume={str(path)!r}: the checkpoint has no training settings")
@@ -556,6 +566,15 @@ def _resume(net, checkpoint, settings, plan, opts, path):
                            for key in differ)
         raise ValueError(f"resume={str(path)!r} continues a run with other settings ({detail}). "
                          f"Pass the same data and training options as the checkpointed fit.")
+    if set(saved_history) != set(history):
+        raise ValueError(f"resume={str(path)!r}: the checkpoint's history records "
+                         f"{sorted(saved_history)}, this run would record {sorted(history)}")
+
+
+def _resume(net, checkpoint, plan, opts):
+    """Restore the run's state between epochs from a checked checkpoint's progress; returns
+    epochs done and whether it had stopped."""
+    progress, arrays = checkpoint
     plan.lr = float(progress["next_lr"])
     vars(opts.schedule).update(progress["schedule"])
     stopper = opts.early_stopping
@@ -577,9 +596,11 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     may stop training), then the checkpoint.
 
     ``checkpoint``: a path to save the network with the run's progress to after every
-    epoch. ``resume``: ``(path, (progress, arrays))`` from ``engine.io.load(...,
-    with_training=True)``, whose network state the caller has already adopted; the run
-    continues after the checkpoint's last epoch, as the uninterrupted run would have.
+    epoch. ``resume``: ``(path, network, (progress, arrays))`` from
+    :meth:`engine.Network._read_checkpoint`; once the checkpoint is found to fit this run,
+    ``net`` adopts that network's state and the run continues after the checkpoint's last
+    epoch, as the uninterrupted run would have. Nothing on ``net`` changes before every
+    check has passed.
     """
     if net._n_bn and batch_size < 2:
         raise ValueError("batch_size must be at least 2 with batch normalisation (the batch "
@@ -597,15 +618,13 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     n_samples, val_rows = X.shape[0], None
     if opts.validation_fraction is not None or (opts.early_stopping and validation is None):
         fraction = 0.1 if opts.validation_fraction is None else opts.validation_fraction
-        stored = None if resume is None else resume[1][1].get("validation_rows")
+        stored = None if resume is None else resume[2][1].get("validation_rows")
         (X, labels, targets), validation, val_rows = split_validation(
             net, X, labels, targets, fraction, stored)
     n = X.shape[0]
     settings = _settings(net, n_samples, 0 if validation is None else validation[0].shape[0],
                          epochs, batch_size, lr, shuffle, opts)
     plan.hyper[codes.H_WEIGHT_DECAY] = opts.l2 / n
-    ensure_optimizer_state(net, opts.optimizer)
-    plan.lr = opts.schedule.start(lr, n)
 
     history = {"loss": []}
     scheduled = not type(opts.schedule) is Constant
@@ -622,11 +641,15 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     penalty = (lambda: l2_penalty(net, opts.l2, n))
     stopper = opts.early_stopping
     first_epoch, stopped = 0, False
+    plan.lr = scheduled_rate(opts.schedule, opts.schedule.start(lr, n), 0)
     if resume is not None:
-        first_epoch, stopped = _resume(net, resume[1], settings, plan, opts, resume[0])
-        if set(net.history) != set(history):
-            raise ValueError(f"resume={str(resume[0])!r}: the checkpoint's history records "
-                             f"{sorted(net.history)}, this run would record {sorted(history)}")
+        path, saved, progress = resume
+        _check_resume(path, progress[0], settings, history, saved.history)
+        net._adopt_state(saved)  # every check has passed
+    net._adopt_task(labels)
+    ensure_optimizer_state(net, opts.optimizer)
+    if resume is not None:
+        first_epoch, stopped = _resume(net, progress, plan, opts)
         history = {key: list(values) for key, values in net.history.items()}
 
     def on_epoch_end(epoch, mean_cost):
@@ -646,7 +669,8 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
                 history["val_accuracy"].append(correct / validation[0].shape[0])
         if report is not None:
             report(epoch, history)
-        plan.lr = float(opts.schedule.after_epoch(epoch, history))
+        plan.lr = scheduled_rate(opts.schedule, opts.schedule.after_epoch(epoch, history),
+                                 epoch + 1)
         stop = stopper is not None and stopper.after_epoch(epoch, history, net)
         for cb in opts.callbacks:
             stop = _call(cb, epoch, history) or stop
