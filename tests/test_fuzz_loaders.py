@@ -122,7 +122,7 @@ def test_idx_reader_never_fails_otherwise(data, compress):
 def test_idx_header_promising_terabytes_is_refused_cheaply(tmp_path, compress):
     lying = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (60000, 65535, 65535))
     path = _write(tmp_path, "big-idx3-ubyte", lying + b"\0" * 100, compress)
-    with pytest.raises(DataFormatError, match="truncated"):
+    with pytest.raises(DataFormatError, match="truncated|decompression bomb"):
         _load_within_memory(read_idx, path, ())
 
 

@@ -111,3 +111,24 @@ CUDA_PREDICT_ROWS = 16384
 # variance, and the weight of each new batch in the running averages used for prediction.
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
+
+# --- Untrusted files: what loading may cost (engine.io, engine.datasets). A file a user
+# downloads may be hostile; these bounds keep the memory a load takes in proportion to the
+# bytes the file holds. ---
+
+# A model file's members, decompressed, may take at most this many times the file's size.
+# engine.io.save stores members uncompressed (1x); np.savez_compressed shrinks trained
+# float parameters little (random normal weights: 1.07x float64, 1.08x float32), while
+# deflate reaches about 1,000x on constant data, the mark of a decompression bomb.
+MODEL_MAX_INFLATION = 16
+
+# A gzipped IDX file's header may declare at most this many times the compressed file's
+# size in data. MNIST's own files inflate 4.8x (images) and 2.2x (labels); Fashion-MNIST's
+# about 1.8x. A 1 MB .gz of zeros declaring 1.1 GB is refused before anything is read.
+IDX_MAX_INFLATION = 32
+
+# A digit picture given to `engine predict` may have at most this many pixels (a
+# 24-megapixel camera photo, 6,000 x 4,000, fits). Decoding takes about 13 bytes per
+# pixel (RGBA, then float64 grey); Pillow's own decompression-bomb limit (89 million
+# pixels) would allow over a gigabyte.
+IMAGE_MAX_PIXELS = 25_000_000

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import config
 from .normalization import Normalization
 
 PARTS = ("train", "validation", "test")
@@ -211,7 +212,7 @@ def _is_gzip(path):
         return f.read(2) == b"\x1f\x8b"
 
 
-def read_idx(path, *, magic=None):
+def read_idx(path, *, magic=None, item_shape=None):
     """Read one IDX file (plain or gzip-compressed) into an array.
 
     The header (magic number, then one big-endian 32-bit size per dimension) is checked and
@@ -224,6 +225,9 @@ def read_idx(path, *, magic=None):
     magic : int, optional
         The magic number the file must start with (0x803 for MNIST images, 0x801 for
         labels).
+    item_shape : tuple of int, optional
+        The dimensions after the first that the header must declare (``(28, 28)`` for
+        MNIST images), checked before any data are read.
 
     Returns
     -------
@@ -254,17 +258,31 @@ def read_idx(path, *, magic=None):
             if len(raw_dims) < 4 * ndim:
                 raise DataFormatError(f"{path}: truncated in its header")
             dims = struct.unpack(f">{ndim}I", raw_dims)
+            if item_shape is not None and tuple(dims[1:]) != tuple(item_shape):
+                raise DataFormatError(f"{path}: the header declares items of "
+                                      f"{'×'.join(map(str, dims[1:])) or 'one value'}; "
+                                      f"expected {'×'.join(map(str, item_shape))}")
             dtype = np.dtype(_IDX_TYPES[head[2]])
             expected = math.prod(dims) * dtype.itemsize
             if compressed:
-                # The uncompressed length is not known in advance; reading in chunks means
-                # memory grows only with data actually present.
-                data = bytearray()
-                while len(data) < expected:
-                    chunk = f.read(min(_READ_CHUNK, expected - len(data)))
-                    if not chunk:
+                # The uncompressed length is not known in advance: the header's claim is
+                # bounded by the compressed size (config.IDX_MAX_INFLATION), then the data
+                # stream in chunks into one buffer of the declared size.
+                allowed = config.IDX_MAX_INFLATION * os.path.getsize(path)
+                if expected > allowed:
+                    raise DataFormatError(
+                        f"{path}: the header declares dimensions {dims} ({expected:,} bytes), "
+                        f"more than {config.IDX_MAX_INFLATION} times the compressed file's "
+                        f"size; it is damaged or a decompression bomb")
+                data = bytearray(expected)
+                view, filled = memoryview(data), 0
+                while filled < expected:
+                    got = f.readinto(view[filled:filled + _READ_CHUNK])
+                    if not got:
                         break
-                    data += chunk
+                    filled += got
+                del view
+                data = data if filled == expected else data[:filled]
                 extra = bool(f.read(1))
             else:
                 size = os.path.getsize(path)
@@ -291,11 +309,8 @@ def _read_idx_pair(folder, prefix):
     """(images uint8 (n, 28, 28), labels uint8 (n,)) from ``{prefix}-*-idx?-ubyte[.gz]``."""
     images_path = _idx_file(folder, f"{prefix}-images-idx3-ubyte")
     labels_path = _idx_file(folder, f"{prefix}-labels-idx1-ubyte")
-    images = read_idx(images_path, magic=_IMAGES_MAGIC)
+    images = read_idx(images_path, magic=_IMAGES_MAGIC, item_shape=(28, 28))
     labels = read_idx(labels_path, magic=_LABELS_MAGIC)
-    if images.shape[1:] != (28, 28):
-        raise DataFormatError(f"{images_path}: images should be 28×28 pixels; found "
-                              f"{images.shape[1:]}")
     if labels.shape[0] != images.shape[0]:
         raise DataFormatError(f"{images_path} holds {images.shape[0]:,} images but "
                               f"{labels_path} holds {labels.shape[0]:,} labels")
@@ -1007,13 +1022,27 @@ def read_digit_image(path):
     DataFormatError
         If the file is not an image, or the image is blank.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            rgba = img.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            # Pillow warns of a possible decompression bomb from 89 million pixels: an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only
+                pixels = img.width * img.height
+                if pixels > config.IMAGE_MAX_PIXELS:
+                    raise DataFormatError(
+                        f"{path}: {img.width} × {img.height} pixels is more than a digit "
+                        f"picture needs (at most {config.IMAGE_MAX_PIXELS:,} pixels); scale "
+                        f"it down first")
+                rgba = img.convert("RGBA")
+    except DataFormatError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
         raise DataFormatError(f"{path}: not an image Pillow can read ({exc})") from None
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     grey = np.asarray(Image.alpha_composite(white, rgba).convert("L"), dtype=np.float64) / 255

@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import config
 from .initializers import SCHEMES
 from .kernels import codes
 from .normalization import Normalization
@@ -181,20 +182,34 @@ def load(path, backend="numba", with_training=False):
         path = model_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
-    arrays = _read_npz(path)
-    meta = _metadata(path, arrays)
-    sizes = meta["sizes"]
-    expected = {"metadata"} | {f"{kind}_{layer}" for layer in range(len(sizes) - 1)
-                               for kind in ("weights", "biases")}
-    expected |= {f"normalization_{name}" for name in meta["normalization"] or ()}
-    if any(meta["batch_norm"]):
-        expected |= {"batch_norm_params", "batch_norm_running"}
-    expected |= {f"optimizer_{slot}" for slot in codes.SLOTS[meta["optimizer"]["name"]]}
-    expected |= {name for name in arrays if name.startswith("training_")}
-    if set(arrays) != expected:
-        missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-        raise ModelFileError(f"{path}: arrays do not match the metadata (missing: "
-                             f"{missing or 'none'}; unexpected: {extra or 'none'})")
+    # Memory in proportion to what the file honestly holds: the metadata first, then every
+    # member's name, and every array's header against the shapes the metadata declare,
+    # before any other member is decompressed or the network is allocated.
+    with _Archive(path) as archive:
+        meta = _metadata(path, {"metadata": archive.array("metadata")}
+                         if "metadata" in archive.members else {})
+        sizes = meta["sizes"]
+        expected = {"metadata"} | {f"{kind}_{layer}" for layer in range(len(sizes) - 1)
+                                   for kind in ("weights", "biases")}
+        expected |= {f"normalization_{name}" for name in meta["normalization"] or ()}
+        if any(meta["batch_norm"]):
+            expected |= {"batch_norm_params", "batch_norm_running"}
+        expected |= {f"optimizer_{slot}" for slot in codes.SLOTS[meta["optimizer"]["name"]]}
+        expected |= {name for name in archive.members if name.startswith("training_")}
+        if set(archive.members) != expected:
+            missing = sorted(expected - set(archive.members))
+            extra = sorted(set(archive.members) - expected)
+            raise ModelFileError(f"{path}: arrays do not match the metadata (missing: "
+                                 f"{missing or 'none'}; unexpected: {extra or 'none'})")
+        dtype = np.dtype(meta["dtype"])
+        for name, shape in _parameter_shapes(meta).items():
+            found_dtype, found_shape = archive.header(name)
+            if found_shape != shape or found_dtype != dtype:
+                raise ModelFileError(f"{path}: {name} should be {dtype.name} of shape {shape}; "
+                                     f"found {found_dtype} of shape {found_shape}")
+        for name in expected - {"metadata"}:
+            archive.header(name)  # each one's declared size against its member's
+        arrays = {name: archive.array(name) for name in expected - {"metadata"}}
     try:
         net = Network(sizes, activation=meta["activation"], output=meta["output"],
                       cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],
@@ -203,31 +218,17 @@ def load(path, backend="numba", with_training=False):
         raise ModelFileError(f"{path}: the metadata describe no valid network: {exc}") from None
     for kind, views in (("weights", net._weight_views), ("biases", net._bias_views)):
         for layer, view in enumerate(views):
-            arr = arrays[f"{kind}_{layer}"]
-            if arr.shape != view.shape or arr.dtype != net.dtype:
-                raise ModelFileError(f"{path}: {kind}_{layer} should be {net.dtype.name} of "
-                                     f"shape {view.shape}; found {arr.dtype} of shape "
-                                     f"{arr.shape}")
             # Written into the views directly (not through the checked setter) so a model
-            # saved after training diverged still round-trips, NaN included.
-            view[...] = arr
+            # saved after training diverged still round-trips, NaN included; prediction and
+            # training refuse such parameters.
+            view[...] = arrays[f"{kind}_{layer}"]
     if net._n_bn:
-        for name, target in (("batch_norm_params", net._params[net._params.size - 2 * net._n_bn:]),
-                             ("batch_norm_running", net._bn_running)):
-            arr = arrays[name]
-            if arr.shape != target.shape or arr.dtype != net.dtype:
-                raise ModelFileError(f"{path}: {name} should be {net.dtype.name} of shape "
-                                     f"{target.shape}; found {arr.dtype} of shape {arr.shape}")
-            target[...] = arr
+        net._params[net._params.size - 2 * net._n_bn:] = arrays["batch_norm_params"]
+        net._bn_running[...] = arrays["batch_norm_running"]
     optimizer = dict(meta["optimizer"])
     state = {"optimizer": optimizer["name"], "step": optimizer["step"]}
     for slot in codes.SLOTS[optimizer["name"]]:
-        arr = arrays[f"optimizer_{slot}"]
-        if arr.shape != net._params.shape or arr.dtype != net.dtype:
-            raise ModelFileError(f"{path}: optimizer_{slot} should be {net.dtype.name} of "
-                                 f"shape {net._params.shape}; found {arr.dtype} of shape "
-                                 f"{arr.shape}")
-        state[slot] = arr
+        state[slot] = arrays[f"optimizer_{slot}"]
     net._set_optimizer_state(state)
     if meta["rng_state"] is not None:
         try:
@@ -431,13 +432,100 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-def _read_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except Exception as exc:  # zipfile alone raises half a dozen types for damaged archives
-        raise ModelFileError(f"{path}: not a readable .npz model file "
-                             f"({type(exc).__name__}: {exc})") from None
+def _parameter_shapes(meta):
+    """The shape of every parameter-sized array the metadata declare (weights, biases,
+    batch normalisation, optimiser slots), from the metadata alone."""
+    sizes = meta["sizes"]
+    shapes = {}
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes[f"weights_{layer}"] = (n_out, n_in)
+        shapes[f"biases_{layer}"] = (n_out, 1)
+    n_bn = sum(n for n, flag in zip(sizes[1:-1], meta["batch_norm"]) if flag)
+    if n_bn:
+        shapes["batch_norm_params"] = (2 * n_bn,)
+        shapes["batch_norm_running"] = (2, n_bn)
+    n_params = sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:])) + 2 * n_bn
+    for slot in codes.SLOTS[meta["optimizer"]["name"]]:
+        shapes[f"optimizer_{slot}"] = (n_params,)
+    return shapes
+
+
+class _Archive:
+    """The ``.npy`` members of a model file, read one at a time and only on request.
+
+    Opening reads the zip's directory alone. Every member must be a ``.npy`` array; the
+    bytes the members declare, decompressed, may be at most
+    :data:`engine.config.MODEL_MAX_INFLATION` times the file's size; :meth:`header` reads
+    an array's header and checks that the member holds exactly the bytes it declares,
+    :meth:`array` reads the array (never a pickle). Every failure is a
+    :class:`ModelFileError` naming the file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        try:
+            self.zip = zipfile.ZipFile(self.path)
+            infos = self.zip.infolist()
+        except Exception as exc:  # zipfile raises half a dozen types for damaged archives
+            self.fail(f"not a readable .npz model file ({type(exc).__name__}: {exc})")
+        self.members = {}
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                self.close()
+                self.fail(f"not a model file: member {info.filename[:80]!r} is not a .npy "
+                          f"array")
+            self.members[info.filename[:-len(".npy")]] = info
+        if len(self.members) != len(infos):
+            self.close()
+            self.fail("not a model file: a member name appears twice")
+        declared = sum(info.file_size for info in infos)
+        allowed = config.MODEL_MAX_INFLATION * max(os.path.getsize(self.path), 1)
+        if declared > allowed:
+            self.close()
+            self.fail(f"its members would take {declared:,} bytes decompressed, more than "
+                      f"{config.MODEL_MAX_INFLATION} times the file's size; model files "
+                      f"are not that compressible")
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.zip.close()
+
+    def fail(self, message):
+        raise ModelFileError(f"{self.path}: {message}") from None
+
+    def header(self, name):
+        """``(dtype, shape)`` from member ``name``'s header, checked against its size."""
+        info = self.members[name]
+        try:
+            with self.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:  # 3.0 exists only for dtypes with non-Latin-1 field names
+                    raise ValueError(f"npy format version {version} is not used by models")
+                offset = f.tell()
+        except Exception as exc:
+            self.fail(f"{name} is not a readable array ({type(exc).__name__}: {exc})")
+        if dtype.hasobject:
+            self.fail(f"{name} holds Python objects, which model files never do")
+        if offset + math.prod(shape) * dtype.itemsize != info.file_size:
+            self.fail(f"{name} declares shape {shape} of {dtype}, but its member holds "
+                      f"{info.file_size - offset:,} bytes of data")
+        return dtype, shape
+
+    def array(self, name):
+        self.header(name)
+        try:
+            with self.zip.open(self.members[name]) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        except Exception as exc:
+            self.fail(f"not a readable .npz model file ({type(exc).__name__}: {exc})")
 
 
 def _metadata(path, arrays):
