@@ -69,9 +69,10 @@ from numba.extending import intrinsic, overload
 
 from engine import config
 
-from .codes import (ADAGRAD, ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_BN_EPS, H_BN_MOMENTUM,
-                    H_EPS, H_MOMENTUM, H_RHO, H_WEIGHT_DECAY, IDENTITY, MOMENTUM, NESTEROV,
-                    RELU, RMSPROP, SGD, SIGMOID, SOFTMAX, TANH)
+from .codes import (ADAGRAD, ADAM, ADAM_FOLDED, CROSS_ENTROPY, H_BETA1, H_BETA2, H_BN_EPS,
+                    H_BN_MOMENTUM, H_COST_SCALE, H_EPS, H_L2_BATCH, H_MOMENTUM, H_RHO,
+                    H_WEIGHT_DECAY, H_WEIGHT_TOTAL, IDENTITY, MOMENTUM, NESTEROV, RELU,
+                    RMSPROP, SGD, SIGMOID, SOFTMAX, TANH, VELOCITY, VELOCITY_NESTEROV)
 
 # error_model="numpy": a float division by zero gives inf/NaN like NumPy instead of a
 # Python exception; the exception check would also stop loops from vectorising.
@@ -1333,12 +1334,26 @@ def _batch_norm_inference(layer, m, lay, acts, work, bn_running, eps, code):
 
 
 @njit(**_HELPER)
+def _sum_squared_weights(work, lay):
+    """Σ w² over every weight matrix in the working layout (padding columns are zero), in
+    float64: scikit-learn's L2 penalty of a mini-batch (``codes.H_L2_BATCH``)."""
+    total = 0.0
+    for layer in range(1, lay.shape[1]):
+        t_off = lay[T_OFF, layer]
+        for k in range(t_off, t_off + lay[SIZE, layer - 1] * lay[PAD, layer]):
+            total += float(work[k]) * float(work[k])
+    return total
+
+
+@njit(**_HELPER)
 def _optimizer_step(work, gwork, opt_work, lay, m, lr, code, hyper, step):
     """One optimiser step on every parameter in the working layout from the summed
-    gradients in ``gwork``: the weights with network2's L2 decay, then the biases (not of a
-    batch-normalised layer, which has none), then batch norm's γ and β. Padding entries
-    have zero gradient and stay zero."""
-    decay = hyper[H_WEIGHT_DECAY]
+    gradients in ``gwork`` of a mini-batch whose sums are divided by ``m`` (its size, or
+    its total sample weight): the weights with network2's L2 decay and scikit-learn's
+    per-batch α·w/m (``codes.H_L2_BATCH``), then the biases (not of a batch-normalised
+    layer, which has none), then batch norm's γ and β. Padding entries have zero gradient
+    and stay zero."""
+    decay = hyper[H_WEIGHT_DECAY] + hyper[H_L2_BATCH] / m
     for layer in range(1, lay.shape[1]):
         n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
         t_off, tb_off = lay[T_OFF, layer], lay[TB_OFF, layer]
@@ -1373,6 +1388,12 @@ def _apply_update(params, grads, state, lo, hi, m, lr, decay, code, hyper, step)
     elif code == ADAM:
         _adam_step(p, g_sum, state[0, lo:hi], state[1, lo:hi], m, lr, decay, hyper[H_BETA1],
                    hyper[H_BETA2], hyper[H_EPS], step)
+    elif code == VELOCITY or code == VELOCITY_NESTEROV:
+        _velocity_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_MOMENTUM],
+                       code == VELOCITY_NESTEROV)
+    elif code == ADAM_FOLDED:
+        _adam_folded_step(p, g_sum, state[0, lo:hi], state[1, lo:hi], m, lr, decay,
+                          hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], step)
 
 
 @njit(**_HELPER)
@@ -1451,10 +1472,44 @@ def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, s
         p[k] -= step_size * (m1 / (np.sqrt(v) / root2 + e))
 
 
+@njit(**_HELPER)
+def _velocity_step(p, g_sum, velocity, m, lr, decay, momentum, nesterov):
+    """Twin of ``oracle.velocity_update``: v ← μ·v − lr·g; p ← p + v, or p ← p + μ·v − lr·g
+    (Nesterov), g = Σ∇/m (+ decay·p)."""
+    t = p.dtype.type
+    mt, wd, rate, mu = t(m), t(decay), t(lr), t(momentum)
+    for k in range(p.size):
+        g = g_sum[k] / mt
+        if decay != 0:
+            g += wd * p[k]
+        v = mu * velocity[k] - rate * g
+        velocity[k] = v
+        p[k] += mu * v - rate * g if nesterov else v
+
+
+@njit(**_HELPER)
+def _adam_folded_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, step):
+    """Twin of ``oracle.adam_folded_update``: the moments as in :func:`_adam_step`, then
+    p ← p − lr_t·m/(√v + ε) with lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ)."""
+    t = p.dtype.type
+    mt, wd, e = t(m), t(decay), t(eps)
+    b1, rest1, b2, rest2 = t(beta1), t(1 - beta1), t(beta2), t(1 - beta2)
+    step_size = t(lr * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step))
+    for k in range(p.size):
+        g = g_sum[k] / mt
+        if decay != 0:
+            g += wd * p[k]
+        m1 = b1 * exp_avg[k] + rest1 * g
+        v = b2 * exp_avg_sq[k] + rest2 * (g * g)
+        exp_avg[k] = m1
+        exp_avg_sq[k] = v
+        p[k] -= step_size * m1 / (np.sqrt(v) + e)
+
+
 # -- the kernels ---------------------------------------------------------------------------------
 
 
-def train_batches(params, grads, lay, cost, X, labels, targets, order,
+def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, order,
                   start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, nnz,
                   sample_cost, col_count, col_who, col_val, all_idx, density,
                   parallel_work, row_block, column_batch, wide_pad,
@@ -1484,8 +1539,12 @@ def train_batches(params, grads, lay, cost, X, labels, targets, order,
     Training features (plain arrays; empty ones switch a feature off):
 
     * ``opt_code`` (:data:`.codes.OPTIMIZERS`), ``hyper`` float64 (``codes.H_*``, including
-      L2's λ/n), ``opt_state`` (n_slots, params.size) with scratch ``opt_work`` (n_slots,
-      work_size), and ``opt_step`` int64 (1,), incremented per update.
+      L2's λ/n and scikit-learn's per-batch rules), ``opt_state`` (n_slots, params.size)
+      with scratch ``opt_work`` (n_slots, work_size), and ``opt_step`` int64 (1,),
+      incremented per update.
+    * ``sample_weight`` (n,) in the params' dtype, or (0,): the weight sᵢ of row i of X
+      multiplies its cost and output error δ^L (so every gradient); a mini-batch's sums
+      are divided by its size m, or by Σsᵢ where ``hyper[H_WEIGHT_TOTAL]`` is set.
     * ``drop_mask`` uint8 (stop − start, hidden units) or (0, 0): row ``i`` is the keep mask
       of sample ``order[start + i]``, hidden layers' units in order; ``drop_scale``
       (depth,): 1/(1 − p) per layer; scratch ``pre_drop`` like ``acts`` (or (0, 0)).
@@ -1499,8 +1558,9 @@ def train_batches(params, grads, lay, cost, X, labels, targets, order,
     Writes ``params`` (the update), the optimiser state, running statistics and the
     scratch. With ``lr == 0`` nothing is updated and ``grads`` receives the summed
     gradients of the (last) mini-batch instead (training mode: batch statistics, the
-    dropout mask). Returns the sum of the samples' costs, each measured before its
-    mini-batch's update.
+    dropout mask). Returns the sum over mini-batches of m times the batch's cost, measured
+    before its update (twin of ``oracle.train_epoch``): without the features above, the
+    sum of the samples' costs.
     """
     depth = lay.shape[1] - 1
     n_bn = bn_running.shape[1]
@@ -1509,9 +1569,13 @@ def train_batches(params, grads, lay, cost, X, labels, targets, order,
         _load_work(opt_state[s], lay, opt_work[s])
     gradient_only = lr == 0
     gather = gradient_only
-    use_dropout = False
+    use_dropout = weighted = False
+    l2_batch, cost_scale = 0.0, 1.0
     if _FEATURES:  # a compile-time constant: see _compile
-        gather = gradient_only or opt_code != SGD or hyper[H_WEIGHT_DECAY] != 0 or n_bn > 0
+        weighted = sample_weight.shape[0] > 0
+        l2_batch, cost_scale = hyper[H_L2_BATCH], hyper[H_COST_SCALE]
+        gather = (gradient_only or opt_code != SGD or hyper[H_WEIGHT_DECAY] != 0 or n_bn > 0
+                  or weighted or l2_batch != 0)
         use_dropout = drop_mask.shape[0] > 0
     tgt = gwork if gather else work
     for i in range(deltas.shape[0]):  # the padding of every δ row must stay zero
@@ -1572,8 +1636,27 @@ def train_batches(params, grads, lay, cost, X, labels, targets, order,
                                   drop_scale[layer - 1])
         _output_layer(i_0, m, lay, acts, z_out, deltas, labels, targets, order, pos,
                       lay[ACT, depth], cost, sample_cost)
+        denominator = float(m)  # of the batch's summed gradients and costs
+        if _FEATURES and weighted:
+            n_out, o_off = lay[SIZE, depth], lay[A_OFF, depth]
+            weight_sum = 0.0
+            for i in range(m):
+                s_i = sample_weight[order[pos + i]]
+                weight_sum += float(s_i)
+                sample_cost[i] *= s_i
+                for j in range(o_off, o_off + n_out):
+                    deltas[i, j] *= s_i
+            if hyper[H_WEIGHT_TOTAL] != 0:
+                denominator = weight_sum
+        batch_cost = 0.0
         for i in range(m):
-            total_cost += sample_cost[i]
+            batch_cost += sample_cost[i]
+        if _FEATURES:
+            batch_cost = batch_cost * cost_scale * (m / denominator)
+            if l2_batch != 0:  # of the weights before this batch's update
+                batch_cost += 0.5 * l2_batch * _sum_squared_weights(work, lay) * (
+                    m / denominator)
+        total_cost += batch_cost
 
         for layer in range(depth, 0, -1):
             pad = lay[PAD, layer]
@@ -1621,7 +1704,8 @@ def train_batches(params, grads, lay, cost, X, labels, targets, order,
         if not gradient_only:
             opt_step[0] += 1
         if _FEATURES and gather and not gradient_only:
-            _optimizer_step(work, gwork, opt_work, lay, m, lr, opt_code, hyper, opt_step[0])
+            _optimizer_step(work, gwork, opt_work, lay, denominator, lr, opt_code, hyper,
+                            opt_step[0])
         pos += m
     if gradient_only:
         _store_work(gwork, lay, grads)

@@ -53,6 +53,16 @@ def _by_hand(name, p, grads, lr, m, wd):
                 m_hat = mom / (1 - h["beta1"] ** t)
                 v_hat = b / (1 - h["beta2"] ** t)
                 w -= lr * m_hat / (math.sqrt(v_hat) + h["eps"])
+            elif name in ("velocity", "velocity_nesterov"):
+                # scikit-learn's SGDOptimizer._get_updates, Keras' SGD
+                vel = h["momentum"] * vel - lr * g
+                w += (h["momentum"] * vel - lr * g if name == "velocity_nesterov" else vel)
+            elif name == "adam_folded":
+                # scikit-learn's AdamOptimizer._get_updates, Keras' Adam
+                mom = h["beta1"] * mom + (1 - h["beta1"]) * g
+                b = h["beta2"] * b + (1 - h["beta2"]) * g * g
+                step = lr * math.sqrt(1 - h["beta2"] ** t) / (1 - h["beta1"] ** t)
+                w -= step * mom / (math.sqrt(b) + h["eps"])
         out.append(w)
     return np.array(out)
 
@@ -65,7 +75,7 @@ def test_optimizer_rules_match_hand_worked_updates(name, wd):
     grads = [rng.normal(size=4) * 3 for _ in range(3)]
     lr, m = 0.07, 5
     p = p0.copy()
-    n_slots = {"sgd": 0, "adam": 2}.get(name, 1)
+    n_slots = {"sgd": 0, "adam": 2, "adam_folded": 2}.get(name, 1)
     slots = [[np.zeros(4) for _ in range(n_slots)]]
     opt = oracle.Optimizer(name, dict(HYPER, weight_decay=wd), slots, np.zeros(1, np.int64))
     for nabla in grads:

@@ -8,7 +8,9 @@ Protocol: ``train(net, X, labels, targets, order, start, stop, batch_size, lr, p
 (``plan``: an :class:`engine.training.Plan` or None for the seeds' SGD without touching the
 optimiser's memory; returns the summed cost), ``forward(net, X)`` (prediction mode, returns
 ``(out_a, out_z)``) and ``gradient(net, X, labels, targets)``. ``features`` names what a
-backend supports beyond the seeds' SGD: "optimizer", "l2", "dropout", "batch_norm".
+backend supports beyond the seeds' SGD: "optimizer", "l2", "dropout", "batch_norm",
+"sample_weight" and "batch_rules" (scikit-learn's per-batch L2 and cost scale, see
+``kernels/codes.py``).
 """
 
 import numpy as np
@@ -16,7 +18,7 @@ import numpy as np
 from . import config, oracle, training
 from .kernels import codes
 
-FEATURES = ("optimizer", "l2", "dropout", "batch_norm")
+FEATURES = ("optimizer", "l2", "dropout", "batch_norm", "sample_weight", "batch_rules")
 
 
 def one_hot(labels, n_out, dtype):
@@ -34,8 +36,10 @@ class NumpyBackend:
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
         hyper = training.default_hyper() if plan is None else plan.hyper
-        optimizer = dropout = None
+        optimizer = dropout = sample_weight = None
+        rules = training.batch_rules(hyper)
         if plan is not None:
+            sample_weight = plan.sample_weight
             training.ensure_optimizer_state(net, plan.optimizer)
             per_slot = [net._oracle_views(row) for row in net._opt_slots]
             slots = [list(views) for views in zip(*per_slot)] if per_slot else None
@@ -49,7 +53,8 @@ class NumpyBackend:
             return oracle.train_epoch(net._weight_views, net._bias_views, X, Y,
                                       order[start:stop], batch_size, lr,
                                       net.activation, net.output, net.cost, optimizer,
-                                      self._batch_norm(net, hyper), dropout)
+                                      self._batch_norm(net, hyper), dropout, sample_weight,
+                                      **rules)
 
     @staticmethod
     def _batch_norm(net, hyper):
@@ -72,6 +77,21 @@ class NumpyBackend:
             column += n
         return layers
 
+    def loss_gradient(self, net, X, labels, targets, plan):
+        """The cost of all of X as one mini-batch under ``plan``'s rules (sample weights,
+        per-batch L2, cost scale; no dropout or batch norm), and its gradient as a flat
+        array laid out like ``net._params``: L-BFGS's objective."""
+        Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
+        recorder = _GradientRecorder()
+        cost = oracle.update_mini_batch(net._weight_views, net._bias_views, X, Y, 0.0,
+                                        net.activation, net.output, net.cost, recorder,
+                                        sample_weight=plan.sample_weight,
+                                        **training.batch_rules(plan.hyper))
+        flat = np.zeros_like(net._params)
+        for view, nabla in zip(net._oracle_views(flat), recorder.nablas):
+            view[...] = nabla / recorder.m
+        return cost, flat
+
     def forward(self, net, X):
         return oracle.feedforward(net._weight_views, net._bias_views, X,
                                   net.activation, net.output,
@@ -83,6 +103,14 @@ class NumpyBackend:
                                               net.activation, net.output, net.cost,
                                               self._batch_norm(net, training.default_hyper()))
         return nabla_b, nabla_w
+
+
+class _GradientRecorder:
+    """Stands in for an ``oracle.Optimizer``: keeps the summed gradients and their divisor
+    instead of stepping."""
+
+    def update(self, params, nablas, decays, m, lr):
+        self.nablas, self.m = nablas, m
 
 
 class NumbaBackend:
@@ -166,12 +194,15 @@ class NumbaBackend:
             opt_step = np.zeros(1, np.int64)
             drop_mask = _NO_MASK
             drop_scale = np.ones(len(net.sizes) - 1, net.dtype)
+            sample_weight = np.zeros(0, net.dtype)
         else:
             training.ensure_optimizer_state(net, plan.optimizer)
             code, hyper = plan.code, plan.hyper
             opt_state, opt_step = net._opt_slots, net._opt_step
             drop_mask = _NO_MASK if plan.mask is None else plan.mask
             drop_scale = plan.drop_scale
+            sample_weight = (np.zeros(0, net.dtype) if plan.sample_weight is None
+                             else plan.sample_weight)
         # mini-batch size and padded layer width (units) from which the update sums per
         # weight over the mini-batch (config.COLUMN_UPDATE_MIN_*)
         wide, wide_units = self._wide(net)
@@ -179,10 +210,12 @@ class NumbaBackend:
         buffers = self._scratch(net, batch_size, drop_mask.shape[0] > 0, column_rule)
         opt_work = _aligned_empty((opt_state.shape[0], work_size), net.dtype)
         plain = (code == codes.SGD and not hyper[codes.H_WEIGHT_DECAY]
-                 and drop_mask.shape[0] == 0 and not net._n_bn)
+                 and not hyper[codes.H_L2_BATCH] and hyper[codes.H_COST_SCALE] == 1
+                 and drop_mask.shape[0] == 0 and not net._n_bn and sample_weight.size == 0)
         kernel = self._train_kernels[not plain, wide]
-        return kernel(net._params, buffers[0], lay, net._codes[2], X, labels, targets, order,
-                      start, stop, batch_size, float(lr), *buffers[1:], self._all_idx,
+        return kernel(net._params, buffers[0], lay, net._codes[2], X, labels, targets,
+                      sample_weight, order, start, stop, batch_size, float(lr), *buffers[1:],
+                      self._all_idx,
                       float(config.SPARSE_MAX_DENSITY), _parallel_work(batch_size),
                       int(config.PARALLEL_ROW_BLOCK), *column_rule,
                       code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
@@ -214,6 +247,22 @@ class NumbaBackend:
             float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
             float(config.BN_EPS))
         return out_a, out_z, suspicious
+
+    def loss_gradient(self, net, X, labels, targets, plan):
+        """See :meth:`NumpyBackend.loss_gradient`: one kernel call over all of X with
+        lr = 0 (summed gradients, no update); the L2 term's gradient α·W is added here."""
+        n = X.shape[0]
+        total = self.train(net, X, labels, targets, np.arange(n, dtype=np.int64), 0, n, n,
+                           0.0, plan=plan)
+        flat = self._buffers[0].copy()
+        alpha = plan.hyper[codes.H_L2_BATCH]
+        if alpha:
+            _, weights = net._unflatten(flat, copy=False)
+            for nabla, w in zip(weights, net._weight_views):
+                nabla += alpha * w
+        weight_total = plan.sample_weight is not None and plan.hyper[codes.H_WEIGHT_TOTAL]
+        flat /= float(np.sum(plan.sample_weight, dtype=np.float64)) if weight_total else n
+        return total / n, flat
 
     def gradient(self, net, X, labels, targets):
         # lr = 0 makes the training kernel compute the summed gradients without updating.

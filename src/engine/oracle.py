@@ -283,16 +283,28 @@ Gradients.__doc__ = """Summed-cost gradients by layer (``gamma``/``beta``: None 
 without batch norm; ``b`` is zero for them), the batch's mean cost, and the forward trace."""
 
 
-def gradients(weights, biases, X, Y, hidden, output, cost, batch_norm=None, dropout=None):
+def gradients(weights, biases, X, Y, hidden, output, cost, batch_norm=None, dropout=None,
+              sample_weight=None, denominator=None):
     """Backpropagation through every feature: dropout, batch norm, activations.
 
     Going down from layer l to l − 1 (rows are samples):
     δa = δ^l·W^l (Nielsen's Wᵀδ), δh = δa ⊙ D (dropout), δy = δh ⊙ σ'(h), and
     δz = :func:`batch_norm_backward` (δy) for a normalised layer, else δz = δy.
+
+    ``sample_weight`` (shape ``(m,)``) weights each sample's cost: its output error δ^L is
+    multiplied by its weight, so the gradients are of Σ sᵢ·Cᵢ, and the returned cost is
+    Σ sᵢ·Cᵢ / ``denominator`` (default m) instead of the mean.
     """
     trace = forward_training(weights, biases, X, hidden, output, batch_norm, dropout)
     acts, outs = trace.activations, trace.hidden_outputs
     delta = output_delta(acts[-1], Y, cost, output)
+    if sample_weight is None:
+        batch_cost = mean_cost(acts[-1], trace.z_out, Y, cost, output)
+    else:
+        delta = delta * sample_weight[:, None]
+        costs = sample_costs(acts[-1], trace.z_out, Y, cost, output)
+        batch_cost = float(np.sum(costs * sample_weight)) / (
+            X.shape[0] if denominator is None else denominator)
     depth = len(weights)
     nabla_b, nabla_w = [None] * depth, [None] * depth
     nabla_gamma, nabla_beta = [None] * depth, [None] * depth
@@ -311,8 +323,7 @@ def gradients(weights, biases, X, Y, hidden, output, cost, batch_norm=None, drop
                 delta = delta * dropout[layer - 1]
             delta = delta * activation_prime(outs[layer],
                                              layer_activation(hidden, output, layer, depth))
-    return Gradients(nabla_b, nabla_w, nabla_gamma, nabla_beta,
-                     mean_cost(acts[-1], trace.z_out, Y, cost, output), trace)
+    return Gradients(nabla_b, nabla_w, nabla_gamma, nabla_beta, batch_cost, trace)
 
 
 def backprop(weights, biases, X, Y, hidden, output, cost, batch_norm=None, dropout=None):
@@ -372,6 +383,26 @@ def adam_update(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, t):
     p -= step_size * (exp_avg / denom)
 
 
+def velocity_update(p, g, velocity, lr, momentum, nesterov):
+    """scikit-learn's and Keras' SGD with momentum μ: v ← μ·v − lr·g; p ← p + v, or
+    p ← p + μ·v − lr·g (the new v) for Nesterov's form. μ = 0 is plain SGD."""
+    velocity[...] = momentum * velocity - lr * g
+    if nesterov:
+        p += momentum * velocity - lr * g
+    else:
+        p += velocity
+
+
+def adam_folded_update(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, t):
+    """Adam as scikit-learn's MLP and Keras write it, at step t (1, 2, …): the moments as in
+    :func:`adam_update`, then p ← p − lr_t·m/(√v + ε) with the bias correction folded into
+    the step size, lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ) (ε is not divided by √(1 − β2ᵗ))."""
+    exp_avg[...] = beta1 * exp_avg + (1 - beta1) * g
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * (g * g)
+    step_size = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    p -= step_size * exp_avg / (np.sqrt(exp_avg_sq) + eps)
+
+
 class Optimizer:
     """An update rule, its hyper-parameters and its memory, for a list of parameters.
 
@@ -406,6 +437,12 @@ class Optimizer:
             elif self.name == "adam":
                 adam_update(p, g, slots[0], slots[1], lr, h["beta1"], h["beta2"], h["eps"],
                             int(self.step[0]))
+            elif self.name in ("velocity", "velocity_nesterov"):
+                velocity_update(p, g, slots[0], lr, h["momentum"],
+                                self.name == "velocity_nesterov")
+            elif self.name == "adam_folded":
+                adam_folded_update(p, g, slots[0], slots[1], lr, h["beta1"], h["beta2"],
+                                   h["eps"], int(self.step[0]))
             else:
                 raise ValueError(f"unknown optimizer {self.name!r}")
 
@@ -416,17 +453,34 @@ class Optimizer:
 
 
 def update_mini_batch(weights, biases, X, Y, lr, hidden, output, cost, optimizer=None,
-                      batch_norm=None, dropout=None):
+                      batch_norm=None, dropout=None, sample_weight=None, weight_total=False,
+                      l2_batch=0.0, cost_scale=1.0):
     """One step of gradient descent on a mini-batch, in place: w ← w − (lr/m)·Σ∇w, or the
     ``optimizer``'s rule. Batch-norm layers also update their running statistics.
 
     Parameters are taken in the order weights, biases, then γ and β of each normalised
-    layer (the order of an :class:`Optimizer`'s ``slots``). Returns the batch's mean cost,
-    measured before the update.
+    layer (the order of an :class:`Optimizer`'s ``slots``). Returns the batch's cost,
+    measured before the update: the mean of the samples' costs (times ``cost_scale``).
+
+    scikit-learn's rules (see ``kernels/codes.py``): ``sample_weight`` (shape ``(m,)``)
+    weights each sample's cost and gradient; the weighted sums are divided by M, the
+    batch's total weight Σsᵢ with ``weight_total``, else its size m. ``l2_batch`` (α) adds
+    ½·α·Σ‖W‖²/M to the batch's cost and α·W/M to each weight matrix's gradient, so the
+    gradient step follows (Σ∇ + α·W)/M as ``MLPClassifier._backprop`` writes it.
     """
     m = X.shape[0]
-    grads = gradients(weights, biases, X, Y, hidden, output, cost, batch_norm, dropout)
-    params, nablas = list(weights) + list(biases), grads.w + grads.b
+    M = m
+    if sample_weight is not None and weight_total:
+        M = float(np.sum(sample_weight))
+    grads = gradients(weights, biases, X, Y, hidden, output, cost, batch_norm, dropout,
+                      sample_weight, M)
+    batch_cost = grads.cost * cost_scale
+    nabla_w = list(grads.w)
+    if l2_batch:
+        batch_cost += 0.5 * l2_batch * sum(float(np.sum(w.astype(np.float64) ** 2))
+                                           for w in weights) / M
+        nabla_w = [nabla + l2_batch * w for nabla, w in zip(nabla_w, weights)]
+    params, nablas = list(weights) + list(biases), nabla_w + grads.b
     decays = [True] * len(weights) + [False] * len(biases)
     for layer, bn in enumerate(batch_norm or []):
         if bn is not None:
@@ -437,20 +491,22 @@ def update_mini_batch(weights, biases, X, Y, lr, hidden, output, cost, optimizer
             decays += [False, False]
     if optimizer is None:
         for p, nabla in zip(params, nablas):
-            p -= (lr / m) * nabla
+            p -= (lr / M) * nabla
     else:
-        optimizer.update(params, nablas, decays, m, lr)
-    return grads.cost
+        optimizer.update(params, nablas, decays, M, lr)
+    return batch_cost
 
 
 def train_epoch(weights, biases, X, Y, order, batch_size, lr, hidden, output, cost,
-                optimizer=None, batch_norm=None, dropout=None):
+                optimizer=None, batch_norm=None, dropout=None, sample_weight=None,
+                **rules):
     """One epoch: mini-batches ``order[0:m], order[m:2m], …`` (the last may be smaller).
 
     ``dropout``: None, or per weight layer None or multipliers with one row per entry of
-    ``order`` (see :func:`forward_training`). Returns the sum over mini-batches of (batch
-    cost × batch size), so that dividing by ``len(order)`` gives the mean per-sample cost
-    seen during the epoch.
+    ``order`` (see :func:`forward_training`). ``sample_weight``: None or one weight per row
+    of ``X``; ``rules``: :func:`update_mini_batch`'s ``weight_total``, ``l2_batch`` and
+    ``cost_scale``. Returns the sum over mini-batches of (batch cost × batch size), so that
+    dividing by ``len(order)`` gives the mean per-sample cost seen during the epoch.
     """
     total = 0.0
     for start in range(0, len(order), batch_size):
@@ -458,9 +514,10 @@ def train_epoch(weights, biases, X, Y, order, batch_size, lr, hidden, output, co
         D = None
         if dropout is not None:
             D = [None if d is None else d[start:start + batch_size] for d in dropout]
+        weights_of_rows = None if sample_weight is None else sample_weight[rows]
         total += len(rows) * update_mini_batch(
             weights, biases, X[rows], Y[rows], lr, hidden, output, cost, optimizer,
-            batch_norm, D)
+            batch_norm, D, weights_of_rows, **rules)
     return total
 
 

@@ -20,6 +20,17 @@ name          torch.optim equivalent              update
 "adam"        Adam(lr, betas=(β1, β2), eps=ε)     bias-corrected moments, see oracle.adam_update
 ============  ==================================  ==========================================
 
+The same ideas as scikit-learn's MLP and Keras write them (``kernels/codes.py``):
+
+===================  ========================================  ===============================
+name                 scikit-learn / Keras                      update
+===================  ========================================  ===============================
+"velocity"           solver="sgd" / SGD(momentum=μ)            v ← μ·v − lr·g; p ← p + v
+"velocity_nesterov"  nesterovs_momentum=True / nesterov=True   v ← μ·v − lr·g; p ← p + μ·v − lr·g
+"adam_folded"        solver="adam" / Adam                      p ← p − lr_t·m/(√v + ε),
+                                                               lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ)
+===================  ========================================  ===============================
+
 L2 (``l2=λ``) is network2's: the cost gains (λ/2n)·Σw² over the weights (not biases, not
 batch-norm γ/β), n the number of training samples. For "sgd" the update is network2's
 w ← (1 − lr·λ/n)·w − (lr/m)·Σ∇; the other optimisers add (λ/n)·w to g first, which is
@@ -41,11 +52,12 @@ OPTIMIZERS = tuple(codes.OPTIMIZERS)
 DEFAULT_MOMENTUM = 0.9
 DEFAULT_BETA1, DEFAULT_BETA2 = 0.9, 0.999
 DEFAULT_RHO = 0.99                      # torch.optim.RMSprop's alpha
-DEFAULT_EPS = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8}
+DEFAULT_EPS = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8, "adam_folded": 1e-8}
 
 # Which optimisers read which hyper-parameter (for clear errors about misplaced ones).
-_USES = {"momentum": ("momentum", "nesterov"), "beta1": ("adam",), "beta2": ("adam",),
-         "eps": ("adagrad", "rmsprop", "adam"), "rho": ("rmsprop",)}
+_USES = {"momentum": ("momentum", "nesterov", "velocity", "velocity_nesterov"),
+         "beta1": ("adam", "adam_folded"), "beta2": ("adam", "adam_folded"),
+         "eps": ("adagrad", "rmsprop", "adam", "adam_folded"), "rho": ("rmsprop",)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,6 +278,10 @@ class Plan:
         ``order[start:stop]``) and each hidden unit (columns: hidden layers in order).
         Drawn by :meth:`draw_mask` from the network's generator before each backend call,
         so every backend sees the same masks.
+    sample_weight : array (n_samples,) of the network's dtype, or None
+        Weight of each row of the training data (indexed like ``X``, not like the
+        order): it multiplies the sample's cost and gradient. ``hyper[codes.H_WEIGHT_TOTAL]``
+        says what a mini-batch's weighted sums are divided by.
     """
 
     def __init__(self, net, optimizer="sgd", hyper=None, dropout=None):
@@ -279,6 +295,7 @@ class Plan:
             [np.full(n, p) for n, p in zip(net.sizes[1:-1], self.dropout[:-1])] or [[]])
         self.mask = None
         self.lr = None
+        self.sample_weight = None
 
     @property
     def uses_dropout(self):
@@ -304,6 +321,10 @@ class Plan:
             used.add("l2")
         if self.uses_dropout:
             used.add("dropout")
+        if self.sample_weight is not None:
+            used.add("sample_weight")
+        if self.hyper[codes.H_L2_BATCH] or self.hyper[codes.H_COST_SCALE] != 1:
+            used.add("batch_rules")
         return used
 
 
@@ -316,6 +337,7 @@ def default_hyper(weight_decay=0.0):
     hyper[codes.H_WEIGHT_DECAY] = weight_decay
     hyper[codes.H_BN_MOMENTUM] = config.BN_MOMENTUM
     hyper[codes.H_BN_EPS] = config.BN_EPS
+    hyper[codes.H_COST_SCALE] = 1.0
     return hyper
 
 
@@ -325,6 +347,14 @@ def hyper_dict(hyper):
             "beta2": float(hyper[codes.H_BETA2]), "eps": float(hyper[codes.H_EPS]),
             "rho": float(hyper[codes.H_RHO]),
             "weight_decay": float(hyper[codes.H_WEIGHT_DECAY])}
+
+
+def batch_rules(hyper):
+    """The oracle's per-mini-batch rules (``oracle.update_mini_batch``'s keywords) from a
+    hyper-parameter array."""
+    return {"weight_total": bool(hyper[codes.H_WEIGHT_TOTAL]),
+            "l2_batch": float(hyper[codes.H_L2_BATCH]),
+            "cost_scale": float(hyper[codes.H_COST_SCALE])}
 
 
 # ---------------------------------------------------------------------------------------
