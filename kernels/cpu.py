@@ -1385,15 +1385,12 @@ def _apply_update(params, grads, state, lo, hi, m, lr, decay, code, hyper, step)
         _adagrad_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_EPS])
     elif code == RMSPROP:
         _rmsprop_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_RHO], hyper[H_EPS])
-    elif code == ADAM:
+    elif code == ADAM or code == ADAM_FOLDED:
         _adam_step(p, g_sum, state[0, lo:hi], state[1, lo:hi], m, lr, decay, hyper[H_BETA1],
-                   hyper[H_BETA2], hyper[H_EPS], step)
+                   hyper[H_BETA2], hyper[H_EPS], step, code == ADAM_FOLDED)
     elif code == VELOCITY or code == VELOCITY_NESTEROV:
         _velocity_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_MOMENTUM],
                        code == VELOCITY_NESTEROV)
-    elif code == ADAM_FOLDED:
-        _adam_folded_step(p, g_sum, state[0, lo:hi], state[1, lo:hi], m, lr, decay,
-                          hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], step)
 
 
 @njit(**_HELPER)
@@ -1453,14 +1450,22 @@ def _rmsprop_step(p, g_sum, square_avg, m, lr, decay, rho, eps):
 
 
 @njit(**_HELPER)
-def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, step):
-    """Adam at step t, arranged as torch computes it: m ← β1·m + (1 − β1)·g,
-    v ← β2·v + (1 − β2)·g², p ← p − (lr/(1 − β1ᵗ))·m/(√v/√(1 − β2ᵗ) + ε)."""
+def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, step,
+               folded):
+    """Adam at step t: m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², then as torch
+    computes it, p ← p − (lr/(1 − β1ᵗ))·m/(√v/√(1 − β2ᵗ) + ε) (twin of
+    ``oracle.adam_update``), or ``folded`` as scikit-learn and Keras do,
+    p ← p − lr_t·m/(√v + ε) with lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ) (twin of
+    ``oracle.adam_folded_update``; dividing by a root of exactly 1 changes no bit)."""
     t = p.dtype.type
     mt, wd, e = t(m), t(decay), t(eps)
     b1, rest1, b2, rest2 = t(beta1), t(1 - beta1), t(beta2), t(1 - beta2)
-    step_size = t(lr / (1 - beta1 ** step))
-    root2 = t((1 - beta2 ** step) ** 0.5)
+    if folded:
+        step_size = t(lr * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step))
+        root2 = t(1)
+    else:
+        step_size = t(lr / (1 - beta1 ** step))
+        root2 = t((1 - beta2 ** step) ** 0.5)
     for k in range(p.size):
         g = g_sum[k] / mt
         if decay != 0:
@@ -1485,25 +1490,6 @@ def _velocity_step(p, g_sum, velocity, m, lr, decay, momentum, nesterov):
         v = mu * velocity[k] - rate * g
         velocity[k] = v
         p[k] += mu * v - rate * g if nesterov else v
-
-
-@njit(**_HELPER)
-def _adam_folded_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, step):
-    """Twin of ``oracle.adam_folded_update``: the moments as in :func:`_adam_step`, then
-    p ← p − lr_t·m/(√v + ε) with lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ)."""
-    t = p.dtype.type
-    mt, wd, e = t(m), t(decay), t(eps)
-    b1, rest1, b2, rest2 = t(beta1), t(1 - beta1), t(beta2), t(1 - beta2)
-    step_size = t(lr * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step))
-    for k in range(p.size):
-        g = g_sum[k] / mt
-        if decay != 0:
-            g += wd * p[k]
-        m1 = b1 * exp_avg[k] + rest1 * g
-        v = b2 * exp_avg_sq[k] + rest2 * (g * g)
-        exp_avg[k] = m1
-        exp_avg_sq[k] = v
-        p[k] -= step_size * m1 / (np.sqrt(v) + e)
 
 
 # -- the kernels ---------------------------------------------------------------------------------
