@@ -64,4 +64,6 @@ H_WEIGHT_TOTAL = 9   # with sample weights: 1 divides a mini-batch's weighted su
 #                      weight Σsᵢ (scikit-learn's np.average), 0 by its size m (Keras, torch)
 H_COST_SCALE = 10    # factor on the reported data cost (scikit-learn's squared error is
 #                      averaged over the outputs as well: 1/n_out); gradients are unchanged
-N_HYPER = 11
+H_BN_UNBIASED = 11   # batch norm: 1 averages the unbiased batch variance σ²_B·m/(m − 1) into
+#                      the running variance (torch), 0 the biased σ²_B (Keras)
+N_HYPER = 12

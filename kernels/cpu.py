@@ -70,8 +70,8 @@ from numba.extending import intrinsic, overload
 from engine import config
 
 from .codes import (ADAGRAD, ADAM, ADAM_FOLDED, CROSS_ENTROPY, H_BETA1, H_BETA2, H_BN_EPS,
-                    H_BN_MOMENTUM, H_COST_SCALE, H_EPS, H_L2_BATCH, H_MOMENTUM, H_RHO,
-                    H_WEIGHT_DECAY, H_WEIGHT_TOTAL, IDENTITY, MOMENTUM, NESTEROV, RELU,
+                    H_BN_MOMENTUM, H_BN_UNBIASED, H_COST_SCALE, H_EPS, H_L2_BATCH, H_MOMENTUM,
+                    H_RHO, H_WEIGHT_DECAY, H_WEIGHT_TOTAL, IDENTITY, MOMENTUM, NESTEROV, RELU,
                     RMSPROP, SGD, SIGMOID, SOFTMAX, TANH, VELOCITY, VELOCITY_NESTEROV)
 
 # error_model="numpy": a float division by zero gives inf/NaN like NumPy instead of a
@@ -129,11 +129,11 @@ _WIDE = True  # likewise (see _variant)
 _PANELS = True  # likewise: False in the serial twins, whose layers are one panel each
 
 # Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
-SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL, ACT = range(11)
+SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL, ACT, BN_AFTER = range(12)
 
 
 def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0,
-         activations=None):
+         activations=None, bn_after=None):
     """Working layout of the kernels for a network with layer widths ``sizes`` and
     parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
     ``pad_bytes`` rounded up to whole vectors of :data:`VECTOR_BYTES` (the row loops work
@@ -143,14 +143,17 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0,
     see below. ``activations[l - 1]``: the code (:mod:`.codes`) of layer ``l``'s
     activation, the output layer's last (default: identity everywhere); each layer's is
     read from ``lay`` inside the one compiled kernel, so any combination runs without a
-    new specialisation.
+    new specialisation. ``bn_after[l - 1]`` true: layer ``l``'s batch normalisation follows
+    its activation (Keras' ``Dense(n, activation=...), BatchNormalization()``: the layer
+    keeps its bias) instead of preceding it (default: it precedes it everywhere).
 
     Returns ``(lay, work_size, act_width, idx_width)``: the int64 layout array (rows
-    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL, ACT``, one column per
-    layer;
+    ``SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL, ACT, BN_AFTER``, one
+    column per layer;
     ``U_OFF``: where a group of four samples keeps, in its row of ``idx``, the union of
     their input index lists to the layer, with 8 spare entries, see
-    :func:`_pack8_union`; ``PANEL``: the panel width, below; ``ACT``: the activation code)
+    :func:`_pack8_union`; ``PANEL``: the panel width, below; ``ACT``: the activation code;
+    ``BN_AFTER``: 1 where batch normalisation follows the activation)
     and the lengths a caller
     allocates: ``work`` (flat, the parameters' dtype; batch normalisation's γ and β follow
     the layers, as in ``params``), one sample's activation row, and one group's row of
@@ -168,7 +171,7 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0,
     lanes = VECTOR_BYTES // int(itemsize)
     pad_units = lanes * max(1, -(-int(pad_bytes) // VECTOR_BYTES))
     depth = len(sizes) - 1
-    lay = np.zeros((11, depth + 1), dtype=np.int64)
+    lay = np.zeros((12, depth + 1), dtype=np.int64)
     lay[SIZE] = sizes
     lay[ACT] = IDENTITY
     if activations is not None:
@@ -176,6 +179,8 @@ def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0,
             raise ValueError(f"activations needs one code per layer ({depth}); got "
                              f"{len(activations)}")
         lay[ACT, 1:] = activations
+    if bn_after is not None:
+        lay[BN_AFTER, 1:] = [bool(flag) for flag in bn_after]
     lay[BN] = -1
     n_bn = 0
     if bn_off is not None:
@@ -1247,25 +1252,37 @@ def _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, mask_row, scale):
     n, a_off = lay[SIZE, layer], lay[A_OFF, layer]
     col = _mask_column(lay, layer)
     zero = acts.dtype.type(0)
+    # after a batch norm that follows the activation, pre_drop keeps h for σ' instead (and
+    # the batch norm's output needs no σ')
+    keep_h = not lay[BN_AFTER, layer]
     for i in range(m):
         a = acts[i, a_off:a_off + n]
         h = pre_drop[i, a_off:a_off + n]
         keep = drop_mask[mask_row + i, col:col + n]
         for k in range(n):
-            h[k] = a[k]
+            if keep_h:
+                h[k] = a[k]
             a[k] = a[k] * (scale if keep[k] else zero)
 
 
 @njit(**_HELPER)
 def _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat, bn_inv_std, eps,
-                      momentum, update_running, code):
+                      momentum, unbiased, update_running, code, pre):
     """Training-mode batch norm of ``layer`` (twin of ``oracle.batch_norm_training`` and
     ``update_running_statistics``), then its activation: column by column of ``acts[:m]``,
-    z becomes y = γ·ẑ + β, then σ(y); keeps ẑ and 1/√(σ²_B + ε) for the backward pass."""
+    z becomes y = γ·ẑ + β, then σ(y); keeps ẑ and 1/√(σ²_B + ε) for the backward pass.
+    The running variance averages the unbiased batch variance (torch) or, ``unbiased``
+    false, the biased one (Keras). Where it follows the activation (``BN_AFTER``), ``acts``
+    holds h = σ(z + b), which is kept in ``pre`` (for σ' in the backward pass) before it is
+    normalised, and ``code`` is the identity."""
     t = acts.dtype.type
     n, a_off, u0 = lay[SIZE, layer], lay[A_OFF, layer], lay[BN, layer]
     n_bn = bn_running.shape[1]
     base = work.size - 2 * n_bn
+    if lay[BN_AFTER, layer]:
+        for i in range(m):
+            for j in range(a_off, a_off + n):
+                pre[i, j] = acts[i, j]
     for j in range(n):
         col, u = a_off + j, u0 + j
         mean = t(0)
@@ -1284,10 +1301,11 @@ def _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat, bn_inv_std
             z_hat = (acts[i, col] - mean) * inv_std
             bn_zhat[i, u] = z_hat
             acts[i, col] = gamma * z_hat + beta
-        if update_running and m > 1:  # unbiased variance for the running average, as torch
+        if update_running and (m > 1 or not unbiased):
             keep, mom = t(1 - momentum), t(momentum)
             bn_running[0, u] = keep * bn_running[0, u] + mom * mean
-            bn_running[1, u] = keep * bn_running[1, u] + mom * (var * t(m) / t(m - 1))
+            batch_var = var * t(m) / t(m - 1) if unbiased else var
+            bn_running[1, u] = keep * bn_running[1, u] + mom * batch_var
     for i in range(m):
         _activate(acts[i, a_off:a_off + n], n, code)
 
@@ -1350,16 +1368,16 @@ def _optimizer_step(work, gwork, opt_work, lay, m, lr, code, hyper, step):
     """One optimiser step on every parameter in the working layout from the summed
     gradients in ``gwork`` of a mini-batch whose sums are divided by ``m`` (its size, or
     its total sample weight): the weights with network2's L2 decay and scikit-learn's
-    per-batch α·w/m (``codes.H_L2_BATCH``), then the biases (not of a batch-normalised
-    layer, which has none), then batch norm's γ and β. Padding entries have zero gradient
-    and stay zero."""
+    per-batch α·w/m (``codes.H_L2_BATCH``), then the biases (not of a layer normalised
+    before its activation, which has none), then batch norm's γ and β. Padding entries have
+    zero gradient and stay zero."""
     decay = hyper[H_WEIGHT_DECAY] + hyper[H_L2_BATCH] / m
     for layer in range(1, lay.shape[1]):
         n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
         t_off, tb_off = lay[T_OFF, layer], lay[TB_OFF, layer]
         _apply_update(work, gwork, opt_work, t_off, t_off + n_in * pad, m, lr, decay, code,
                       hyper, step)
-        if lay[BN, layer] < 0:
+        if lay[BN, layer] < 0 or lay[BN_AFTER, layer]:
             _apply_update(work, gwork, opt_work, tb_off, tb_off + pad, m, lr, 0.0, code, hyper,
                           step)
     n_tail = work.size - lay[TB_OFF, lay.shape[1] - 1] - lay[PAD, lay.shape[1] - 1]
@@ -1534,7 +1552,8 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
     * ``drop_mask`` uint8 (stop − start, hidden units) or (0, 0): row ``i`` is the keep mask
       of sample ``order[start + i]``, hidden layers' units in order; ``drop_scale``
       (depth,): 1/(1 − p) per layer; scratch ``pre_drop`` like ``acts`` (or (0, 0)).
-    * Batch normalisation: ``lay``'s ``BN`` row; ``bn_running`` (2, n_bn) running mean and
+    * Batch normalisation: ``lay``'s ``BN`` and ``BN_AFTER`` rows (after the activation it
+      needs ``pre_drop`` for σ'); ``bn_running`` (2, n_bn) running mean and
       variance; scratch ``bn_zhat`` (batch_size, n_bn) and ``bn_inv_std`` (n_bn,).
 
     The seeds' SGD (no optimiser memory, L2 or batch norm) adds each sample's share of the
@@ -1581,10 +1600,13 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
                 gwork[j] = 0
 
         for layer in range(1, depth + 1):
-            normalised = False
+            normalised = after = False
             if _FEATURES:
                 normalised = lay[BN, layer] >= 0
-            code = IDENTITY if normalised else lay[ACT, layer]
+                after = normalised and lay[BN_AFTER, layer] != 0
+            # batch norm before the activation: z without bias, σ after normalising
+            code = IDENTITY if normalised and not after else lay[ACT, layer]
+            with_bias = not normalised or after
             pad = lay[PAD, layer]
             panels = pad // lay[PANEL, layer]
             threads = m * lay[SIZE, layer - 1] * pad >= parallel_work
@@ -1608,15 +1630,16 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
                         p_hi = task + 1 if by_panels else (i_0 if split else panels)
                         _forward_layer(layer, i_lo, i_hi, p_lo, p_hi, todo, lay, work, X, order,
                                        pos, acts, z_out, idx, nnz, all_idx, density, code,
-                                       not normalised)
+                                       with_bias)
             else:
                 _forward_layer(layer, i_0, m, i_0, panels, all_steps, lay, work, X, order, pos,
-                               acts, z_out, idx, nnz, all_idx, density, code, not normalised)
+                               acts, z_out, idx, nnz, all_idx, density, code, with_bias)
             if _FEATURES:
                 if normalised:
                     _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat,
                                       bn_inv_std, hyper[H_BN_EPS], hyper[H_BN_MOMENTUM],
-                                      not gradient_only, lay[ACT, layer])
+                                      hyper[H_BN_UNBIASED] != 0, not gradient_only,
+                                      IDENTITY if after else lay[ACT, layer], pre_drop)
                 if use_dropout and layer < depth:
                     _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, pos - start,
                                   drop_scale[layer - 1])
@@ -1652,6 +1675,10 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
                 # δ^{l-1} from the weights before their update
                 scale = drop_scale[layer - 2]
                 below = lay[ACT, layer - 1]  # σ' of the layer δ goes down to
+                below_after = False
+                if _FEATURES:  # σ' comes after its batch norm's backward pass
+                    below_after = lay[BN, layer - 1] >= 0 and lay[BN_AFTER, layer - 1] != 0
+                code_below = IDENTITY if below_after else below
                 if _PANELS:
                     panel = lay[PANEL, layer]
                 else:  # one panel: _rows_dot_back compiles its plain loop alone
@@ -1659,16 +1686,22 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
                 if threads:
                     for q in prange(quads):
                         _backprop_layer(layer, 4 * q, min(m, 4 * q + 4), panel, lay, work,
-                                        acts, deltas, below, pre_drop, drop_mask, pos - start,
-                                        scale)
+                                        acts, deltas, code_below, pre_drop, drop_mask,
+                                        pos - start, scale)
                 else:
-                    _backprop_layer(layer, i_0, m, panel, lay, work, acts, deltas, below,
+                    _backprop_layer(layer, i_0, m, panel, lay, work, acts, deltas, code_below,
                                     pre_drop, drop_mask, pos - start, scale)
                 if _FEATURES and lay[BN, layer - 1] >= 0:
                     _batch_norm_backward(layer - 1, m, lay, deltas, work, bn_running, bn_zhat,
                                          bn_inv_std, gwork)
+                    if below_after:
+                        n_below, b_off = lay[SIZE, layer - 1], lay[A_OFF, layer - 1]
+                        for i in range(m):
+                            _derivative_times(deltas[i, b_off:b_off + n_below],
+                                              pre_drop[i, b_off:b_off + n_below], n_below,
+                                              below)
             n_in = lay[SIZE, layer - 1]
-            with_bias = lay[BN, layer] < 0
+            with_bias = lay[BN, layer] < 0 or lay[BN_AFTER, layer] != 0
             by_columns = m >= column_batch and pad >= wide_pad
             # by panels (see the forward pass), or by blocks of rows; one parallel loop
             by_panels = _PANELS and threads and panels > 1 and not by_columns
@@ -1732,14 +1765,15 @@ def forward_rows(params, lay, X, out_a, out_z, work, rows, acts, z_out, idx, nnz
             m = min(n_rows, lo + block) - lo
             for layer in range(1, depth + 1):
                 normalised = lay[BN, layer] >= 0
-                code = IDENTITY if normalised else lay[ACT, layer]
+                after = normalised and lay[BN_AFTER, layer] != 0
+                code = IDENTITY if normalised and not after else lay[ACT, layer]
                 suspicious[s] += _forward_layer(
                     layer, i_0, m, i_0, lay[PAD, layer] // lay[PANEL, layer], all_steps, lay,
                     work, X, rows, lo, acts[s], z_out[s], idx[s], nnz[s], all_idx, density,
-                    code, not normalised)
+                    code, not normalised or after)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,
-                                          lay[ACT, layer])
+                                          IDENTITY if after else lay[ACT, layer])
             for i in range(m):
                 for j in range(n_out):
                     out_a[lo + i, j] = acts[s, i, a_off + j]

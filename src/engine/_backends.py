@@ -35,7 +35,7 @@ class NumpyBackend:
 
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
-        hyper = training.default_hyper() if plan is None else plan.hyper
+        hyper = training.network_hyper(net) if plan is None else plan.hyper
         optimizer = dropout = sample_weight = None
         rules = training.batch_rules(hyper)
         if plan is not None:
@@ -60,7 +60,8 @@ class NumpyBackend:
     def _batch_norm(net, hyper):
         if not net._n_bn:
             return None
-        return net._bn_views(eps=hyper[codes.H_BN_EPS], momentum=hyper[codes.H_BN_MOMENTUM])
+        return net._bn_views(eps=hyper[codes.H_BN_EPS], momentum=hyper[codes.H_BN_MOMENTUM],
+                             unbiased=bool(hyper[codes.H_BN_UNBIASED]))
 
     @staticmethod
     def _dropout(net, plan):
@@ -95,13 +96,13 @@ class NumpyBackend:
     def forward(self, net, X):
         return oracle.feedforward(net._weight_views, net._bias_views, X,
                                   net.activation, net.output,
-                                  self._batch_norm(net, training.default_hyper()))
+                                  self._batch_norm(net, training.network_hyper(net)))
 
     def gradient(self, net, X, labels, targets):
         Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
         nabla_b, nabla_w, _ = oracle.backprop(net._weight_views, net._bias_views, X, Y,
                                               net.activation, net.output, net.cost,
-                                              self._batch_norm(net, training.default_hyper()))
+                                              self._batch_norm(net, training.network_hyper(net)))
         return nabla_b, nabla_w
 
 
@@ -143,10 +144,11 @@ class NumbaBackend:
         panel_min_bytes = int(config.PARALLEL_PANEL_MIN_BYTES)
         activations = net._layer_codes
         key = (tuple(net.sizes), net.dtype, tuple(net._bn_off), panels, panel_min_bytes,
-               activations)
+               activations, net._bn_after)
         if key != self._plan_key:
             self._layout = self._cpu.plan(net.sizes, config.PAD_BYTES, net.dtype.itemsize,
-                                          net._bn_off, panels, panel_min_bytes, activations)
+                                          net._bn_off, panels, panel_min_bytes, activations,
+                                          net._bn_after)
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
             self._plan_key = key
         return self._layout
@@ -160,7 +162,7 @@ class NumbaBackend:
 
     def _scratch(self, net, batch_size, dropout, column_rule):
         lay, work_size, act_width, idx_width = self._plan(net)
-        key = (batch_size, self._plan_key, dropout, column_rule)
+        key = (batch_size, self._plan_key, dropout, column_rule)  # (the plan's key: layout)
         if key != self._scratch_key:
             columns = self._cpu.column_inputs(lay, batch_size, *column_rule)
             depth = len(net.sizes) - 1
@@ -179,7 +181,9 @@ class NumbaBackend:
                 np.empty(batch_size * columns, np.uint32),                   # col_who
                 np.empty(batch_size * columns, net.dtype),                   # col_val
             )
-            self._pre_drop = _aligned_empty((batch_size, act_width) if dropout else (0, 0),
+            # before dropout, or before a batch norm that follows the activation (σ')
+            keep = dropout or any(net._bn_after)
+            self._pre_drop = _aligned_empty((batch_size, act_width) if keep else (0, 0),
                                             net.dtype)
             self._bn_zhat = np.empty((batch_size, net._n_bn), net.dtype)
             self._bn_inv_std = np.empty(net._n_bn, net.dtype)
@@ -189,7 +193,7 @@ class NumbaBackend:
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         lay, work_size = self._plan(net)[:2]
         if plan is None:  # the seeds' SGD; the network's optimiser memory is left alone
-            code, hyper = codes.SGD, training.default_hyper()
+            code, hyper = codes.SGD, training.network_hyper(net)
             opt_state = np.zeros((0, net._params.size), net.dtype)
             opt_step = np.zeros(1, np.int64)
             drop_mask = _NO_MASK
@@ -245,7 +249,7 @@ class NumbaBackend:
             np.empty((slots, groups, idx_width), np.uint32),
             np.empty((slots, groups, depth + 1), np.int64), np.empty(slots, np.int64),
             float(config.SPARSE_MAX_DENSITY), self._all_idx, net._bn_running,
-            float(config.BN_EPS))
+            float(net._bn_eps))
         return out_a, out_z, suspicious
 
     def loss_gradient(self, net, X, labels, targets, plan):

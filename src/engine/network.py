@@ -102,6 +102,12 @@ class Network:
         self._layer_codes = tuple(codes.ACTIVATIONS[name] for name in hidden) + (
             codes.OUTPUTS[self.output],)
         self.batch_norm = _batch_norm_flags(batch_norm, len(self.sizes) - 2)
+        self._set_batch_norm_rule(config.BN_MOMENTUM, config.BN_EPS, unbiased=True)
+        # per weight layer: batch norm after the activation (Keras' Dense(n, activation),
+        # BatchNormalization(); set by engine.Sequential) instead of before it
+        self._bn_after = (False,) * (len(self.sizes) - 1)
+        # Keras' losses are the engine's costs times a constant (engine.Sequential)
+        self._loss_scale = 1.0
         self.rng = np.random.default_rng(seed)
         self._allocate_parameters()
         biases, weights = initial_parameters(self.init, self.sizes, self.rng)
@@ -224,14 +230,22 @@ class Network:
                 view[...] = arr
             shown[:] = views
 
-    def _bn_views(self, flat=None, eps=None, momentum=None):
+    def _set_batch_norm_rule(self, momentum, eps, unbiased):
+        """Batch normalisation's constants: ``momentum`` (the weight of each new batch in
+        the running averages, torch's meaning), ``eps`` (added to the variance, in training
+        and prediction) and whether the running variance averages the unbiased batch
+        variance (torch) or the biased one (Keras)."""
+        self._bn_momentum, self._bn_eps, self._bn_unbiased = (float(momentum), float(eps),
+                                                              bool(unbiased))
+
+    def _bn_views(self, flat=None, eps=None, momentum=None, unbiased=None):
         """Per weight layer, None or an :class:`oracle.BatchNorm` whose γ and β are views
         of ``flat`` (default: the parameters; pass an optimiser slot row to get that
         slot's γ/β parts) and whose running statistics are views of ``_bn_running``."""
         flat = self._params if flat is None else flat
         base = flat.size - 2 * self._n_bn
         layers = []
-        for off, n in zip(self._bn_off, self.sizes[1:]):
+        for off, n, after in zip(self._bn_off, self.sizes[1:], self._bn_after):
             if off < 0:
                 layers.append(None)
                 continue
@@ -239,8 +253,9 @@ class Network:
             layers.append(oracle.BatchNorm(
                 flat[g:g + n], flat[b:b + n], self._bn_running[0, off:off + n],
                 self._bn_running[1, off:off + n],
-                config.BN_EPS if eps is None else eps,
-                config.BN_MOMENTUM if momentum is None else momentum))
+                self._bn_eps if eps is None else eps,
+                self._bn_momentum if momentum is None else momentum,
+                self._bn_unbiased if unbiased is None else unbiased, after))
         return layers
 
     def _oracle_views(self, flat):
@@ -541,7 +556,7 @@ class Network:
         if lmbda:
             lmbda = check.non_negative_float("lmbda", lmbda)
             n = check.positive_int("n", n)
-            plan = training.Plan(self, hyper=training.default_hyper(lmbda / n))
+            plan = training.Plan(self, hyper=training.network_hyper(self, lmbda / n))
         order = np.arange(X.shape[0], dtype=np.int64)
         self._usable_parameters()
         self._adopt_task(labels)
@@ -761,7 +776,7 @@ class Network:
         a, z = self._forward(X)
         Y = _backends.one_hot(labels, self.sizes[-1], self.dtype) if labels.size else targets
         correct = int(np.sum(np.argmax(a, axis=1) == labels)) if labels.size else 0
-        return oracle.mean_cost(a, z, Y, self.cost, self.output), correct
+        return self._loss_scale * oracle.mean_cost(a, z, Y, self.cost, self.output), correct
 
     def _is_classifier(self):
         if self._task is not None:

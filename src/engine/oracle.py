@@ -112,11 +112,16 @@ def forward(weights, biases, X, hidden, output, batch_norm=None):
     depth = len(weights)
     for layer, (w, b) in enumerate(zip(weights, biases), start=1):
         bn = batch_norm[layer - 1] if batch_norm is not None else None
+        name = layer_activation(hidden, output, layer, depth)
         if bn is None:
             z = a @ w.T + b.T
+            a = activate(z, name)
+        elif bn.after_activation:
+            z = a @ w.T + b.T
+            a = batch_norm_inference(activate(z, name), bn)
         else:
             z = batch_norm_inference(a @ w.T, bn)
-        a = activate(z, layer_activation(hidden, output, layer, depth))
+            a = activate(z, name)
         activations.append(a)
     return activations, z
 
@@ -185,12 +190,19 @@ class BatchNorm:
     ``running_mean`` and ``running_var`` are the averages used for prediction. All four may
     be views into a network's storage: the oracle updates them in place. A normalised layer
     has no bias of its own (β plays that role), as with ``Linear(bias=False)``.
+    ``unbiased=False`` gives Keras' running variance (see :func:`update_running_statistics`);
+    Keras' ``momentum`` μ is ``1 − momentum`` here. ``after_activation=True`` normalises
+    the layer's activations h = σ(z + b) instead (Keras' ``Dense(n, activation=...)``
+    followed by ``BatchNormalization()``): the layer then keeps its bias.
+
     """
 
-    def __init__(self, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.1):
+    def __init__(self, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.1,
+                 unbiased=True, after_activation=False):
         self.gamma, self.beta = gamma, beta
         self.running_mean, self.running_var = running_mean, running_var
-        self.eps, self.momentum = eps, momentum
+        self.eps, self.momentum, self.unbiased = eps, momentum, unbiased
+        self.after_activation = after_activation
 
 
 def batch_norm_training(z, bn):
@@ -218,12 +230,14 @@ def update_running_statistics(bn, mean, var, m):
 
     The running variance averages the *unbiased* batch variance σ²_B·m/(m − 1). A batch of
     one sample has no variance to speak of (torch refuses it); it leaves them unchanged.
+    Keras' rule (``bn.unbiased`` False) averages the biased σ²_B, from any batch.
     """
-    if m < 2:
+    if bn.unbiased and m < 2:
         return
     mom = bn.momentum
     bn.running_mean[...] = (1 - mom) * bn.running_mean + mom * mean
-    bn.running_var[...] = (1 - mom) * bn.running_var + mom * (var * m / (m - 1))
+    batch_var = var * m / (m - 1) if bn.unbiased else var
+    bn.running_var[...] = (1 - mom) * bn.running_var + mom * batch_var
 
 
 def batch_norm_backward(dy, cache, gamma):
@@ -246,14 +260,16 @@ Trace = namedtuple("Trace", "activations hidden_outputs bn_caches z_out")
 Trace.__doc__ = """What a training-mode forward pass keeps for the backward pass.
 
 ``activations[l]``: layer l's output as the next layer sees it (after dropout);
-``hidden_outputs[l]``: the same before dropout, σ(z) (what σ' is written through);
+``hidden_outputs[l]``: σ of the layer before dropout (and before a batch norm that follows
+the activation): what σ' is written through;
 ``bn_caches[l]``: :func:`batch_norm_training`'s cache or None; ``z_out``: output z."""
 
 
 def forward_training(weights, biases, X, hidden, output, batch_norm=None, dropout=None):
     """A training-mode forward pass: batch statistics, then inverted dropout.
 
-    Per layer: z = a·Wᵀ (+ bᵀ unless normalised) → batch norm → h = σ(·) → a = h ⊙ D.
+    Per layer: z = a·Wᵀ (+ bᵀ unless normalised) → batch norm → h = σ(·) → a = h ⊙ D, or
+    with the batch norm after the activation: z = a·Wᵀ + bᵀ → h = σ(z) → a = BN(h) ⊙ D.
     ``batch_norm`` and ``dropout`` have one entry per weight layer (``[0]`` is the first
     hidden layer's), or are None: a :class:`BatchNorm` or None, and the multipliers D
     (shape ``(m, n)``, see :func:`dropout_multipliers`) or None; the output layer takes
@@ -264,14 +280,20 @@ def forward_training(weights, biases, X, hidden, output, batch_norm=None, dropou
     a = X
     for layer, (w, b) in enumerate(zip(weights, biases), start=1):
         bn = batch_norm[layer - 1] if batch_norm is not None else None
+        name = layer_activation(hidden, output, layer, depth)
         cache = None
         if bn is None:
             z = a @ w.T + b.T
+            h = y = activate(z, name)
+        elif bn.after_activation:  # σ, then batch norm; h = σ(z) is what σ' needs
+            z = a @ w.T + b.T
+            h = activate(z, name)
+            y, cache = batch_norm_training(h, bn)
         else:
             z, cache = batch_norm_training(a @ w.T, bn)
-        h = activate(z, layer_activation(hidden, output, layer, depth))
+            h = y = activate(z, name)
         D = dropout[layer - 1] if dropout is not None and layer < depth else None
-        a = h if D is None else h * D
+        a = y if D is None else y * D
         activations.append(a)
         hidden_outputs.append(h)
         caches.append(cache)
@@ -308,11 +330,20 @@ def gradients(weights, biases, X, Y, hidden, output, cost, batch_norm=None, drop
     depth = len(weights)
     nabla_b, nabla_w = [None] * depth, [None] * depth
     nabla_gamma, nabla_beta = [None] * depth, [None] * depth
+    def after(layer):  # batch norm after the activation of weight layer ``layer + 1``
+        return (batch_norm is not None and batch_norm[layer] is not None
+                and batch_norm[layer].after_activation)
+
     for layer in range(depth - 1, -1, -1):
         if batch_norm is not None and batch_norm[layer] is not None:
             delta, nabla_gamma[layer], nabla_beta[layer] = batch_norm_backward(
                 delta, trace.bn_caches[layer + 1], batch_norm[layer].gamma)
-            nabla_b[layer] = np.zeros_like(biases[layer])  # the layer adds no bias
+            if after(layer):  # δ was ∂C/∂y; now ∂C/∂h, then through σ'(h) to ∂C/∂z
+                delta = delta * activation_prime(
+                    outs[layer + 1], layer_activation(hidden, output, layer + 1, depth))
+                nabla_b[layer] = delta.sum(axis=0)[:, None]
+            else:
+                nabla_b[layer] = np.zeros_like(biases[layer])  # the layer adds no bias
         else:
             nabla_b[layer] = delta.sum(axis=0)[:, None]
         nabla_w[layer] = delta.T @ acts[layer]
@@ -321,8 +352,9 @@ def gradients(weights, biases, X, Y, hidden, output, cost, batch_norm=None, drop
             delta = delta @ weights[layer]
             if dropout is not None and dropout[layer - 1] is not None:
                 delta = delta * dropout[layer - 1]
-            delta = delta * activation_prime(outs[layer],
-                                             layer_activation(hidden, output, layer, depth))
+            if not after(layer - 1):  # else σ' follows the batch norm's backward pass
+                delta = delta * activation_prime(outs[layer],
+                                                 layer_activation(hidden, output, layer, depth))
     return Gradients(nabla_b, nabla_w, nabla_gamma, nabla_beta, batch_cost, trace)
 
 

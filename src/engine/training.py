@@ -328,6 +328,16 @@ class Plan:
         return used
 
 
+def network_hyper(net, weight_decay=0.0):
+    """:func:`default_hyper` with the network's batch-normalisation rule (torch's, or Keras'
+    for :class:`engine.Sequential` models: see ``Network._set_batch_norm_rule``)."""
+    hyper = default_hyper(weight_decay)
+    hyper[codes.H_BN_MOMENTUM] = net._bn_momentum
+    hyper[codes.H_BN_EPS] = net._bn_eps
+    hyper[codes.H_BN_UNBIASED] = float(net._bn_unbiased)
+    return hyper
+
+
 def default_hyper(weight_decay=0.0):
     hyper = np.zeros(codes.N_HYPER)
     hyper[codes.H_MOMENTUM] = DEFAULT_MOMENTUM
@@ -338,6 +348,7 @@ def default_hyper(weight_decay=0.0):
     hyper[codes.H_BN_MOMENTUM] = config.BN_MOMENTUM
     hyper[codes.H_BN_EPS] = config.BN_EPS
     hyper[codes.H_COST_SCALE] = 1.0
+    hyper[codes.H_BN_UNBIASED] = 1.0
     return hyper
 
 
@@ -437,7 +448,7 @@ def options(net, optimizer="sgd", momentum=None, beta1=None, beta2=None, eps=Non
             users = " or ".join(repr(o) for o in _USES[key])
             raise ValueError(f"{key} applies to optimizer={users}; got optimizer="
                              f"{opts.optimizer!r}")
-    hyper = default_hyper()
+    hyper = network_hyper(net)
     hyper[codes.H_MOMENTUM] = _unit_interval("momentum", momentum, DEFAULT_MOMENTUM)
     hyper[codes.H_BETA1] = _unit_interval("beta1", beta1, DEFAULT_BETA1)
     hyper[codes.H_BETA2] = _unit_interval("beta2", beta2, DEFAULT_BETA2)
