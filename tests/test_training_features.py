@@ -333,6 +333,6 @@ def test_momentum_and_adam_reach_92_percent_in_fewer_epochs_than_sgd(mnist_test_
         reached = [i for i, a in enumerate(h["val_accuracy"]) if a >= 0.92]
         return reached[0] + 1 if reached else np.inf
 
-    sgd = epochs_to_target(4, lr=0.01)
-    assert epochs_to_target(2, lr=0.01, optimizer="momentum") < sgd
-    assert epochs_to_target(2, lr=0.001, optimizer="adam") < sgd
+    assert epochs_to_target(4, lr=0.01) == np.inf  # plain SGD: more than 4 epochs
+    assert epochs_to_target(2, lr=0.01, optimizer="momentum") <= 2
+    assert epochs_to_target(2, lr=0.001, optimizer="adam") <= 2
