@@ -12,6 +12,9 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not (
         os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda")):
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
+import threading
+import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +92,117 @@ def row_paths(request, monkeypatch):
     monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_BATCH", 1 if wide else 10**9)
     monkeypatch.setattr(config, "COLUMN_UPDATE_MIN_ROW_BYTES", 0 if wide else 10**9)
     return request.param
+
+
+def relative_error(actual, expected):
+    """max |actual − expected| / max |expected|: the error relative to the scale of the
+    expected values, so that entries near zero do not blow it up. 0 for two empty arrays."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    if expected.size == 0:
+        return 0.0
+    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
+
+
+def assert_close_relative(actual, expected, rtol):
+    """|actual − expected| ≤ rtol · max|expected|, elementwise (scale-aware; NaN fails)."""
+    err = relative_error(actual, expected)
+    assert err <= rtol, f"max relative difference {err:.3e} exceeds {rtol:.0e}"
+
+
+# -- numba-parallel's threads -------------------------------------------------------------
+
+
+def _thread_cpu_ns(tid):
+    """CPU time of one thread of this process (Linux: the thread's own CPU-time clock, which
+    counts a running thread exactly; 0 once the thread has ended)."""
+    try:
+        return time.clock_gettime_ns(((~tid) << 3) | 6)  # MAKE_THREAD_CPUCLOCK(tid, SCHED)
+    except OSError:
+        return 0
+
+
+def _numba_worker_threads():
+    """Native ids of the threads of Numba's pool other than the caller, or None where they
+    cannot be watched (no glibc gettid or per-thread CPU clocks). A parallel loop records
+    which thread runs each iteration: Numba splits a prange in one chunk per thread."""
+    import numba
+    from numba import njit, prange
+
+    try:
+        gettid = ctypes.CDLL(None).gettid
+        time.clock_gettime_ns(((~threading.get_native_id()) << 3) | 6)
+    except (AttributeError, OSError):
+        return None
+    gettid.restype, gettid.argtypes = ctypes.c_int, ()
+
+    @njit(parallel=True)
+    def thread_of_each_iteration(out):
+        for i in prange(out.size):
+            out[i] = gettid()
+
+    ids = np.zeros(64 * numba.get_num_threads(), np.int64)
+    thread_of_each_iteration(ids)
+    return set(ids.tolist()) - {threading.get_native_id()}
+
+
+def _resting_cpu_ns(tids):
+    """The threads' CPU times once they have stopped running (OpenMP's workers spin for a
+    while after a parallel loop), waiting at most about 0.2 s."""
+    times = {t: _thread_cpu_ns(t) for t in tids}
+    for _ in range(100):
+        time.sleep(0.002)
+        now = {t: _thread_cpu_ns(t) for t in tids}
+        if now == times:
+            break
+        times = now
+    return times
+
+
+_WORKERS = []
+
+
+@contextmanager
+def numba_threads_ran():
+    """Asserts that a thread of Numba's pool other than the caller ran inside the block (a
+    numba-parallel step really took threads). Skips where Numba has one thread; checks
+    nothing where threads cannot be watched (see _numba_worker_threads)."""
+    import numba
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("numba-parallel needs 2 threads here; Numba has 1 on this machine")
+    if not _WORKERS:
+        _WORKERS.append(_numba_worker_threads())
+    workers = _WORKERS[0]
+    if workers is None:
+        yield
+        return
+    before = _resting_cpu_ns(workers)
+    yield
+    after = {t: _thread_cpu_ns(t) for t in workers}
+    assert any(after[t] > before[t] for t in workers), \
+        "no worker thread of Numba's pool ran: the threaded steps ran serially"
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """``with threaded(backend): ...`` makes ``numba-parallel`` thread every step of a
+    mini-batch, even of a tiny test network, and asserts that Numba's worker threads ran
+    inside the block; for other backends it does nothing.
+
+    By default a step starts threads only from ``config.PARALLEL_MIN_WORK`` multiply-adds,
+    which no small test network reaches: its numba-parallel runs would test the serial code
+    twice. As in tests/test_cpu_kernel_paths.py, the thresholds are forced to 0, weights are
+    split in panels (one per thread, where a layer's vectors divide evenly) and the other
+    updates in blocks of 2 rows."""
+
+    @contextmanager
+    def threads_run():
+        monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
+        monkeypatch.setattr(config, "PARALLEL_MIN_WORK_BIG_BATCH", 0)
+        monkeypatch.setattr(config, "PARALLEL_ROW_BLOCK", 2)
+        monkeypatch.setattr(config, "PARALLEL_PANEL_MIN_BYTES", 0)
+        with numba_threads_ran():
+            yield
+
+    return lambda backend: threads_run() if backend == "numba-parallel" else nullcontext()

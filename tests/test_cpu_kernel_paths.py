@@ -25,12 +25,9 @@ import engine
 from engine import config
 from engine._backends import _parallel_work
 from engine.kernels import cpu
+from conftest import numba_threads_ran, relative_error
 
 RTOL_EPOCH = {"float64": 1e-10, "float32": 1e-4}
-
-
-def relative_error(actual, expected):
-    return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30)
 
 
 def sparse_task(n=300, n_in=37, n_out=4, zeros=0.7, seed=0):
@@ -86,8 +83,9 @@ def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, row_paths, dtype, 
                            dtype=dtype, backend=b, seed=5)
             for b in ("numba", "numba-parallel")]
     nets[1]._backend._threads = lambda: threads  # the panels' count, whatever the machine
-    for net in nets:
-        net.fit(X, y, epochs=2, batch_size=11, lr=0.05)
+    nets[0].fit(X, y, epochs=2, batch_size=11, lr=0.05)
+    with numba_threads_ran():
+        nets[1].fit(X, y, epochs=2, batch_size=11, lr=0.05)
     lay = nets[1]._backend._plan(nets[1])[0]
     panels = lay[cpu.PAD, 1:] // lay[cpu.PANEL, 1:]
     assert threads in panels
@@ -305,8 +303,9 @@ def test_big_batches_thread_smaller_steps_with_the_same_bits():
     assert config.PARALLEL_MIN_WORK_BIG_BATCH <= first_step < config.PARALLEL_MIN_WORK
     assert _parallel_work(config.PARALLEL_BIG_BATCH) <= first_step  # so that step threads
     assert _parallel_work(config.PARALLEL_BIG_BATCH - 1) > first_step
-    for net in nets:
-        net.fit(X, y, epochs=2, batch_size=config.PARALLEL_BIG_BATCH, lr=0.05)
+    nets[0].fit(X, y, epochs=2, batch_size=config.PARALLEL_BIG_BATCH, lr=0.05)
+    with numba_threads_ran():
+        nets[1].fit(X, y, epochs=2, batch_size=config.PARALLEL_BIG_BATCH, lr=0.05)
     np.testing.assert_array_equal(nets[1]._params, nets[0]._params)
 
 

@@ -13,13 +13,16 @@ Tolerances, and why:
   (a wrong term shows up at 1e-3 or more).
 * float32: 1e-4 relative after an epoch, 1e-5 for one step (ε ≈ 6e-8, accumulated the same
   way).
+
+``numba-parallel`` runs with every step threaded (fixture ``threaded``): these networks are
+too small to reach the thresholds from which it starts threads.
 """
 
 import numpy as np
 import pytest
 
 import engine
-from conftest import COMBINATIONS, make_classification, targets_for
+from conftest import COMBINATIONS, assert_close_relative, make_classification, targets_for
 
 COMPILED = ["numba", "numba-parallel"]
 RTOL_EPOCH = {"float64": 1e-10, "float32": 1e-4}
@@ -34,13 +37,6 @@ def twins(backend, sizes, hidden="sigmoid", output="sigmoid", cost="quadratic",
             engine.Network(sizes, backend=backend, **kwargs))
 
 
-def assert_close_relative(actual, expected, rtol):
-    """|actual − expected| ≤ rtol · max|expected|, elementwise (scale-aware)."""
-    scale = max(np.max(np.abs(expected)), 1e-30)
-    err = np.max(np.abs(actual - expected)) / scale
-    assert err <= rtol, f"max relative difference {err:.3e} exceeds {rtol:.0e}"
-
-
 def task(output, n, n_in, n_out, seed, regression, sparsity=0.0):
     X, labels = make_classification(n, n_in, n_out, seed, sparsity)
     if regression or output not in ("sigmoid", "softmax"):
@@ -51,11 +47,13 @@ def task(output, n, n_in, n_out, seed, regression, sparsity=0.0):
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("hidden,output,cost", COMBINATIONS)
-def test_epoch_of_200_minibatches_matches_oracle(backend, dtype, hidden, output, cost):
+def test_epoch_of_200_minibatches_matches_oracle(threaded, backend, dtype, hidden, output,
+                                                 cost):
     oracle_net, fast_net = twins(backend, [6, 5, 4], hidden, output, cost, dtype)
     X, y = task(output, 1000, 6, 4, seed=1, regression=False)
     h_oracle = oracle_net.fit(X, y, epochs=1, batch_size=5, lr=0.05)
-    h_fast = fast_net.fit(X, y, epochs=1, batch_size=5, lr=0.05)
+    with threaded(backend):
+        h_fast = fast_net.fit(X, y, epochs=1, batch_size=5, lr=0.05)
     assert fast_net._params.dtype == np.dtype(dtype)
     assert_close_relative(fast_net._params, oracle_net._params, RTOL_EPOCH[dtype])
     assert h_fast["loss"][0] == pytest.approx(h_oracle["loss"][0], rel=RTOL_EPOCH[dtype])
@@ -64,26 +62,29 @@ def test_epoch_of_200_minibatches_matches_oracle(backend, dtype, hidden, output,
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("hidden,output,cost", COMBINATIONS)
-def test_forward_matches_oracle(backend, dtype, hidden, output, cost):
+def test_forward_matches_oracle(threaded, backend, dtype, hidden, output, cost):
     oracle_net, fast_net = twins(backend, [7, 6, 3], hidden, output, cost, dtype,
                                  init="standard_normal")
     X, _ = make_classification(600, 7, 3, seed=2, sparsity=0.5)  # > one prediction block
     expected = oracle_net.predict_proba(X)
-    actual = fast_net.predict_proba(X)
+    with threaded(backend):
+        actual = fast_net.predict_proba(X)
     assert actual.dtype == np.dtype(dtype)
     assert_close_relative(actual, expected, RTOL_STEP[dtype])
 
 
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("hidden,output,cost", COMBINATIONS)
-def test_backprop_gradient_matches_oracle(backend, hidden, output, cost):
+def test_backprop_gradient_matches_oracle(threaded, backend, hidden, output, cost):
     oracle_net, fast_net = twins(backend, [5, 4, 3, 3], hidden, output, cost,
                                  init="standard_normal")
     rng = np.random.default_rng(3)
     x = rng.random((5, 1))
     y = targets_for(output, np.array([2]), 3, rng).reshape(3, 1)
     before = fast_net._params.copy()
-    for expected, actual in zip(oracle_net.backprop(x, y), fast_net.backprop(x, y)):
+    with threaded(backend):
+        gradient = fast_net.backprop(x, y)
+    for expected, actual in zip(oracle_net.backprop(x, y), gradient):
         for e, a in zip(expected, actual):
             assert a.shape == e.shape
             assert_close_relative(a, e, RTOL_STEP["float64"])
@@ -104,7 +105,7 @@ ODD_CASES = {
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", list(ODD_CASES))
-def test_odd_sizes_match_oracle(backend, dtype, case):
+def test_odd_sizes_match_oracle(threaded, backend, dtype, case):
     sizes, n, batch = ODD_CASES[case]
     for hidden, output, cost in [("sigmoid", "sigmoid", "quadratic"),
                                  ("relu", "softmax", "cross_entropy"),
@@ -114,13 +115,14 @@ def test_odd_sizes_match_oracle(backend, dtype, case):
         oracle_net, fast_net = twins(backend, sizes, hidden, output, cost, dtype)
         X, y = task(output, n, sizes[0], sizes[-1], seed=4, regression=sizes[-1] == 1,
                     sparsity=0.6)
-        for net in (oracle_net, fast_net):
-            net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, shuffle=True)
+        oracle_net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, shuffle=True)
+        with threaded(backend):
+            fast_net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, shuffle=True)
         assert_close_relative(fast_net._params, oracle_net._params, RTOL_EPOCH[dtype])
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_chunked_epoch_equals_single_call(backend):
+def test_chunked_epoch_equals_single_call(threaded, backend):
     """Progress reporting splits an epoch into several kernel calls; batches must not move."""
     _, whole = twins(backend, [6, 5, 4])
     _, chunked = twins(backend, [6, 5, 4])
@@ -129,6 +131,8 @@ def test_chunked_epoch_equals_single_call(backend):
     seen = []
     for net, kwargs in ((whole, {}), (chunked, dict(on_progress=lambda d, n: seen.append(d),
                                                     updates_per_call=3))):
-        net._train_epochs(X, labels, targets, 2, 7, 0.1, True, lambda e, c: None, **kwargs)
+        with threaded(backend):
+            net._train_epochs(X, labels, targets, 2, 7, 0.1, True, lambda e, c: None,
+                              **kwargs)
     assert seen[:3] == [21, 42, 63] and seen[-1] == 203
     np.testing.assert_array_equal(chunked._params, whole._params)

@@ -11,6 +11,9 @@ Tolerances (see test_oracle_agreement.py for the reasoning):
   a few ulps per step; the adaptive rules divide by √v + ε, which can magnify a rounding
   difference in g by at most |g|/(√v + ε) ≲ 1/(1 − β) and keeps them far below 1e-10.
 * float32: 1e-4 relative (ε ≈ 6e-8, carried the same way).
+
+``numba-parallel`` runs with every step threaded (fixture ``threaded``): these networks are
+too small to reach the thresholds from which it starts threads.
 """
 
 import numpy as np
@@ -18,7 +21,7 @@ import pytest
 
 import engine
 from engine import training
-from conftest import make_classification
+from conftest import assert_close_relative as close, make_classification
 
 COMPILED = ["numba", "numba-parallel"]
 RTOL = {"float64": 1e-10, "float32": 1e-4}
@@ -31,12 +34,6 @@ def twins(backend, sizes, dtype="float64", seed=11, **kwargs):
                        init="lecun_normal", dtype=dtype, seed=seed), **kwargs)
     return (engine.Network(sizes, backend="numpy", **kwargs),
             engine.Network(sizes, backend=backend, **kwargs))
-
-
-def close(actual, expected, rtol):
-    scale = max(np.max(np.abs(expected)), 1e-30) if np.size(expected) else 1.0
-    err = np.max(np.abs(actual - expected)) / scale if np.size(expected) else 0.0
-    assert err <= rtol, f"max relative difference {err:.3e} exceeds {rtol:.0e}"
 
 
 def assert_twins_agree(oracle_net, fast_net, rtol, h_oracle=None, h_fast=None):
@@ -55,11 +52,13 @@ def assert_twins_agree(oracle_net, fast_net, rtol, h_oracle=None, h_fast=None):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("l2", [0.0, 3.0], ids=["no-l2", "l2"])
 @pytest.mark.parametrize("optimizer", training.OPTIMIZERS)
-def test_optimizers_match_oracle(row_paths, backend, dtype, l2, optimizer):
+def test_optimizers_match_oracle(row_paths, threaded, backend, dtype, l2, optimizer):
     oracle_net, fast_net = twins(backend, [6, 5, 4], dtype)
     X, y = make_classification(310, 6, 4, seed=1)
-    histories = [net.fit(X, y, epochs=2, batch_size=7, lr=LR[optimizer], optimizer=optimizer,
-                         l2=l2) for net in (oracle_net, fast_net)]
+    fit = dict(epochs=2, batch_size=7, lr=LR[optimizer], optimizer=optimizer, l2=l2)
+    histories = [oracle_net.fit(X, y, **fit)]
+    with threaded(backend):
+        histories.append(fast_net.fit(X, y, **fit))
     assert_twins_agree(oracle_net, fast_net, RTOL[dtype], *histories)
     assert fast_net._opt_step[0] == 2 * 45  # one step per mini-batch (44 full, 1 partial)
     assert fast_net._params.dtype == np.dtype(dtype)
@@ -68,11 +67,13 @@ def test_optimizers_match_oracle(row_paths, backend, dtype, l2, optimizer):
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh"])
 @pytest.mark.parametrize("dropout", [0.3, [0.5, 0.0]], ids=["one rate", "per layer"])
-def test_dropout_matches_oracle(row_paths, backend, hidden, dropout):
+def test_dropout_matches_oracle(row_paths, threaded, backend, hidden, dropout):
     oracle_net, fast_net = twins(backend, [6, 8, 5, 3], activation=hidden, init="he_normal")
     X, y = make_classification(200, 6, 3, seed=2)
-    histories = [net.fit(X, y, epochs=2, batch_size=9, lr=0.1, dropout=dropout,
-                         optimizer="momentum") for net in (oracle_net, fast_net)]
+    fit = dict(epochs=2, batch_size=9, lr=0.1, dropout=dropout, optimizer="momentum")
+    histories = [oracle_net.fit(X, y, **fit)]
+    with threaded(backend):
+        histories.append(fast_net.fit(X, y, **fit))
     assert_twins_agree(oracle_net, fast_net, RTOL["float64"], *histories)
     close(fast_net.predict_proba(X), oracle_net.predict_proba(X), 1e-12)
 
@@ -85,15 +86,17 @@ def test_dropout_matches_oracle(row_paths, backend, hidden, dropout):
     ([False, True], 0.2, "momentum"),
     ([True, False], 0.0, "rmsprop"),
 ])
-def test_batch_norm_matches_oracle(row_paths, backend, dtype, batch_norm, dropout,
+def test_batch_norm_matches_oracle(row_paths, threaded, backend, dtype, batch_norm, dropout,
                                    optimizer):
     oracle_net, fast_net = twins(backend, [6, 8, 5, 3], dtype, activation="relu",
                                  init="he_normal", batch_norm=batch_norm)
     X, y = make_classification(203, 6, 3, seed=3)  # last batch of 203 % 9 = 5 samples
     X = X * 3 + 1  # off-centre inputs give the normalisation something to do
-    histories = [net.fit(X, y, epochs=2, batch_size=9, lr=LR[optimizer], dropout=dropout,
-                         optimizer=optimizer, validation_data=(X[:50], y[:50]))
-                 for net in (oracle_net, fast_net)]
+    fit = dict(epochs=2, batch_size=9, lr=LR[optimizer], dropout=dropout, optimizer=optimizer,
+               validation_data=(X[:50], y[:50]))
+    histories = [oracle_net.fit(X, y, **fit)]
+    with threaded(backend):
+        histories.append(fast_net.fit(X, y, **fit))
     assert_twins_agree(oracle_net, fast_net, RTOL[dtype], *histories)
     # training moved the statistics off their start (0, 1) and γ, β off (1, 0)
     assert not np.allclose(fast_net._bn_running[0], 0)
@@ -104,14 +107,15 @@ def test_batch_norm_matches_oracle(row_paths, backend, dtype, batch_norm, dropou
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_batch_norm_backprop_gradient_matches_oracle(backend):
+def test_batch_norm_backprop_gradient_matches_oracle(threaded, backend):
     """``lr == 0`` (``backprop``) gives the training-mode gradient and updates nothing."""
     oracle_net, fast_net = twins(backend, [5, 4, 3], batch_norm=True)
     X, y = make_classification(6, 5, 3, seed=4)
     before = fast_net._params.copy(), fast_net._bn_running.copy()
     labels, targets = engine.network.check.targets(y, 6, 3, np.float64)
-    for got, want in zip(fast_net._backend.gradient(fast_net, X, labels, targets),
-                         oracle_net._backend.gradient(oracle_net, X, labels, targets)):
+    with threaded(backend):
+        gradient = fast_net._backend.gradient(fast_net, X, labels, targets)
+    for got, want in zip(gradient, oracle_net._backend.gradient(oracle_net, X, labels, targets)):
         for a, b in zip(got, want):
             close(a, b, 1e-12)
     np.testing.assert_array_equal(fast_net._params, before[0])
@@ -119,15 +123,16 @@ def test_batch_norm_backprop_gradient_matches_oracle(backend):
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_chunked_epochs_with_features_equal_one_call(backend):
+def test_chunked_epochs_with_features_equal_one_call(threaded, backend):
     """Progress reporting splits epochs into calls; masks and optimiser steps must not move."""
     nets = [twins(backend, [6, 7, 4], batch_norm=True)[1] for _ in range(2)]
     X, y = make_classification(203, 6, 4, seed=5)
-    opts = training.options(nets[0], optimizer="adam", dropout=0.3)
-    whole = training.run(nets[0], X, y, np.empty((0, 4)), 2, 7, 0.01, True, opts)
-    opts = training.options(nets[1], optimizer="adam", dropout=0.3)
-    chunked = training.run(nets[1], X, y, np.empty((0, 4)), 2, 7, 0.01, True, opts,
-                           on_progress=lambda done, n: None)
+    with threaded(backend):
+        opts = training.options(nets[0], optimizer="adam", dropout=0.3)
+        whole = training.run(nets[0], X, y, np.empty((0, 4)), 2, 7, 0.01, True, opts)
+        opts = training.options(nets[1], optimizer="adam", dropout=0.3)
+        chunked = training.run(nets[1], X, y, np.empty((0, 4)), 2, 7, 0.01, True, opts,
+                               on_progress=lambda done, n: None)
     np.testing.assert_array_equal(nets[1]._params, nets[0]._params)
     np.testing.assert_array_equal(nets[1]._opt_slots, nets[0]._opt_slots)
     assert chunked["loss"] == pytest.approx(whole["loss"], rel=1e-14)
@@ -171,12 +176,14 @@ def test_changing_optimizer_starts_a_fresh_state():
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_schedules_and_early_stopping_match_oracle(backend):
+def test_schedules_and_early_stopping_match_oracle(threaded, backend):
     oracle_net, fast_net = twins(backend, [6, 5, 4])
     X, y = make_classification(300, 6, 4, seed=8)
-    histories = [net.fit(X, y, epochs=6, batch_size=10, lr=0.3,
-                         lr_schedule=training.StepDecay(step_size=2, gamma=0.5),
-                         early_stopping=True, patience=2, validation_fraction=0.2)
-                 for net in (oracle_net, fast_net)]
+    fit = dict(epochs=6, batch_size=10, lr=0.3,
+               lr_schedule=training.StepDecay(step_size=2, gamma=0.5),
+               early_stopping=True, patience=2, validation_fraction=0.2)
+    histories = [oracle_net.fit(X, y, **fit)]
+    with threaded(backend):
+        histories.append(fast_net.fit(X, y, **fit))
     assert_twins_agree(oracle_net, fast_net, RTOL["float64"], *histories)
     assert histories[1]["lr"][:4] == [0.3, 0.3, 0.15, 0.15]
