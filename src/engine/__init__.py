@@ -14,14 +14,9 @@ __version__ = "0.1.0"
 
 def backends():
     """Which backends can run here: ``{name: True or a reason string}``."""
-    available = {"numpy": True, "numba": True, "numba-parallel": True}
-    try:
-        from .cuda_backend import availability
-    except ImportError:
-        available["cuda"] = "not built in this version"
-    else:
-        available["cuda"] = availability()
-    return available
+    from .cuda_backend import availability  # imports numba.cuda only when asked
+
+    return {"numpy": True, "numba": True, "numba-parallel": True, "cuda": availability()}
 
 
 __all__ = ["Network", "DivergenceError", "backends", "load", "__version__"]

@@ -29,14 +29,6 @@ def positive_int(name, value):
     return int(value)
 
 
-def non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative integer; got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value}")
-    return int(value)
-
-
 def non_negative_float(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a non-negative number; got {value!r}")

@@ -487,6 +487,7 @@ def cmd_info(args):
     import numba
 
     from . import backends
+    from .cuda_backend import device_description
 
     say = _printer()
     say(f"engine {__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__}, "
@@ -502,10 +503,7 @@ def cmd_info(args):
         layer = "not initialised"
     say(f"Numba threading layer: {layer}, {numba.get_num_threads()} threads "
         f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})")
-    simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-    cuda = available.get("cuda")
-    say("CUDA: " + ("simulator (NUMBA_ENABLE_CUDASIM=1)" if simulator and cuda is True
-                    else "available" if cuda is True else f"not available ({cuda})"))
+    say(f"CUDA: {device_description()}")
     cache = datasets.cache_dir()
     found = datasets.find_mnist()
     say(f"Data cache: {cache}")

@@ -228,9 +228,6 @@ class CudaBackend:
         ``train``; batch normalisation changes the network itself, so it is refused here,
         for prediction too.
         """
-        if net.dtype not in (np.float32, np.float64):
-            raise ValueError(f"backend='cuda' supports dtype 'float32' and 'float64'; "
-                             f"got {net.dtype.name!r}")
         hidden, output, cost = net._codes
         if hidden is None:
             raise ValueError(f"backend='cuda' runs one activation for every hidden layer; this "
