@@ -9,22 +9,17 @@ forward passes 1e-12 / 1e-5. Serial and parallel twins agree bit for bit.
 """
 
 import numpy as np
-import numba
 import pytest
 
 import engine
-from engine import config, io, oracle
+from engine import io, oracle
 from engine.kernels import codes, cpu
-from conftest import targets_for
+from conftest import relative_error, targets_for
 
 RTOL_EPOCH = {"float64": 1e-10, "float32": 1e-4}
 RTOL_STEP = {"float64": 1e-12, "float32": 1e-5}
 SIZES = [9, 8, 7, 6, 3]
 MIXED = ["relu", "tanh", "sigmoid"]
-
-
-def relative_error(actual, expected):
-    return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30)
 
 
 def task(n=240, n_in=9, n_out=3, seed=0):
@@ -41,15 +36,14 @@ def networks(backends, activation=MIXED, dtype="float64", **kwargs):
 
 
 @pytest.fixture
-def forced_threads(monkeypatch):
+def forced_threads(request, threaded):
     """numba-parallel with threads for every step, weights in panels: the thresholds that
-    keep small networks serial are forced to zero."""
-    if numba.get_num_threads() < 2:
-        pytest.skip("numba-parallel runs one thread on this machine")
-    monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(config, "PARALLEL_MIN_WORK_BIG_BATCH", 0)
-    monkeypatch.setattr(config, "PARALLEL_ROW_BLOCK", 4)
-    monkeypatch.setattr(config, "PARALLEL_PANEL_MIN_BYTES", 0)
+    keep small networks serial are forced to zero, and Numba's workers must have run
+    (conftest.threaded). A test without a backend parameter runs numba-parallel too."""
+    params = getattr(request.node, "callspec", None)
+    with threaded(params.params.get("backend", "numba-parallel") if params else
+                  "numba-parallel"):
+        yield
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
