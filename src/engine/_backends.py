@@ -13,6 +13,8 @@ backend supports beyond the seeds' SGD: "optimizer", "l2", "dropout", "batch_nor
 ``kernels/codes.py``).
 """
 
+import threading
+
 import numpy as np
 
 from . import config, oracle, training
@@ -131,9 +133,10 @@ class NumbaBackend:
         self.parallel = parallel
         self.name = "numba-parallel" if parallel else "numba"
         # (features, wide) -> training kernel (see cpu._compile)
-        self._train_kernels = {key[1:]: kernel for key, kernel in cpu.TRAIN.items()
-                               if key[0] == parallel}
-        self._forward_kernel = cpu.FORWARD[parallel]
+        self._train_kernels = {key[1:]: _serialised(kernel) if parallel else kernel
+                               for key, kernel in cpu.TRAIN.items() if key[0] == parallel}
+        self._forward_kernel = (_serialised(cpu.FORWARD[parallel]) if parallel
+                                else cpu.FORWARD[parallel])
         self._plan_key = None
         self._scratch_key = None
 
@@ -277,6 +280,40 @@ class NumbaBackend:
 
 
 _NO_MASK = np.zeros((0, 0), np.uint8)
+_PARALLEL_LOCK = threading.Lock()
+_SAFE_LAYER = []  # [True] once the threading layer in use is known to be thread-safe
+
+
+def _serialised(kernel):
+    """``kernel`` (a parallel twin) behind a process-wide lock where Numba's threading
+    layer is not thread-safe.
+
+    Numba's "tbb" and "omp" layers run parallel regions launched from several Python
+    threads side by side; "workqueue" (chosen when neither TBB nor an OpenMP runtime is
+    installed, or by NUMBA_THREADING_LAYER=workqueue) aborts the process when two threads
+    enter one. So numba-parallel's kernels take one lock unless the layer in use is known
+    to be tbb or omp (it is known once the first parallel kernel has run). Serial kernels
+    start no threads and are not wrapped."""
+    def call(*args):
+        if _thread_safe_layer():
+            return kernel(*args)
+        with _PARALLEL_LOCK:
+            return kernel(*args)
+    return call
+
+
+def _thread_safe_layer():
+    if not _SAFE_LAYER:
+        import numba
+
+        try:
+            layer = numba.threading_layer()
+        except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+            return False
+        if layer not in ("tbb", "omp"):
+            return False
+        _SAFE_LAYER.append(True)
+    return True
 
 
 def _parallel_work(batch_size):

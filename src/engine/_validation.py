@@ -119,11 +119,21 @@ def features(X, n_in, dtype, name="X", finite=True):
     if arr.shape[1] != n_in:
         raise ValueError(f"{name} has {arr.shape[1]} features but the network's input layer "
                          f"has {n_in}")
-    # Converting also takes care of big-endian and non-contiguous inputs.
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    out = _kernel_ready(arr, dtype)
     if finite:
         nonfinite_error(out, name)
     return out
+
+
+def _kernel_ready(arr, dtype):
+    """``arr`` as the compiled kernels take it: C-contiguous, native ``dtype``, writeable.
+
+    Converting takes care of big-endian and non-contiguous inputs. A read-only array
+    (a memory map opened with mode "r", np.frombuffer over bytes, a broadcast view) is
+    copied once, as an array of another dtype is: Numba types read-only arrays apart and
+    would compile a second set of kernels for them (about 8 s each)."""
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    return out if out.flags.writeable else out.copy()
 
 
 def nonfinite_error(X, name="X"):
@@ -174,7 +184,7 @@ def targets(y, n_samples, n_out, dtype, name="y"):
     if arr.ndim != 2 or arr.shape[1] != n_out:
         raise ValueError(f"{name} must be class labels of shape ({n_samples},) or targets of "
                          f"shape ({n_samples}, {n_out}); got shape {arr.shape}")
-    rows = np.ascontiguousarray(arr, dtype=dtype)
+    rows = _kernel_ready(arr, dtype)
     if count_nonfinite(rows):
         raise ValueError(f"{name} contains NaN or infinite values")
     return empty_labels, rows

@@ -1,6 +1,8 @@
 """The public model: :class:`Network`, Nielsen's API and an array API in one class."""
 
 import contextlib
+import functools
+import threading
 
 import numpy as np
 
@@ -11,6 +13,32 @@ from .normalization import Normalization
 from .kernels import codes
 
 DTYPES = ("float64", "float32")
+
+
+_TRAINING = set()  # ids of the networks inside a training call
+_TRAINING_LOCK = threading.Lock()
+
+
+def _one_training_call(method):
+    """Refuse a training call (``fit``, ``SGD``, ``update_mini_batch``) on a network that
+    is already inside one, from another thread or from a callback: two at once would
+    interleave their updates of one set of parameters and optimiser memory. The network
+    itself holds no lock, so it stays picklable."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with _TRAINING_LOCK:
+            if id(self) in _TRAINING:
+                raise RuntimeError(
+                    f"{method.__name__}: this network is already training (in another "
+                    f"thread, or from a callback of its own fit); one network trains one "
+                    f"call at a time. Train a copy (copy.deepcopy) or wait for the first call.")
+            _TRAINING.add(id(self))
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            with _TRAINING_LOCK:
+                _TRAINING.discard(id(self))
+    return guarded
 
 
 class Network:
@@ -332,6 +360,7 @@ class Network:
 
     # -- the array API (scikit-learn / Keras style) ----------------------------------------
 
+    @_one_training_call
     def fit(self, X, y, epochs=1, batch_size=10, lr=0.1, validation_data=None, shuffle=True,
             verbose=0, *, optimizer="sgd", momentum=None, beta1=None, beta2=None, eps=None,
             rho=None, l2=0.0, dropout=0.0, lr_schedule="constant", early_stopping=False,
@@ -546,6 +575,7 @@ class Network:
         self._usable_parameters()
         return self._backend.gradient(self, X, labels, targets)
 
+    @_one_training_call
     def update_mini_batch(self, mini_batch, eta, lmbda=0.0, n=None):
         """Nielsen's single gradient step on a list of ``(x, y)`` pairs, in their order;
         with network2's ``lmbda`` and ``n`` (training-set size), the L2 step
@@ -575,6 +605,7 @@ class Network:
                              "score for regression)")
         return int(np.sum(np.argmax(self._predict_rows(X), axis=1) == labels))
 
+    @_one_training_call
     def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None, *, lmbda=0.0,
             evaluation_data=None, monitor_evaluation_cost=False,
             monitor_evaluation_accuracy=False, monitor_training_cost=False,
@@ -676,6 +707,9 @@ class Network:
         """
         self._usable_parameters()
         n = X.shape[0]
+        # A mini-batch larger than the data is the whole data, on every path: the same
+        # numbers as batch_size=n, and scratch memory for n samples, not batch_size.
+        batch_size = min(batch_size, n)
         n_batches = -(-n // batch_size)
         if updates_per_call is None:
             updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
