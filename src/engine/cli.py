@@ -16,6 +16,7 @@ exits with status 130.
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -208,6 +209,7 @@ def _train(net, data, X, y, epochs, batch_size, lr, progress, say, checkpoint=No
         clock[0] = time.perf_counter()
 
     net._adopt_task(labels)
+    _INTERRUPTS.graceful = True  # from here on, Ctrl-C saves what was trained
     try:
         net._train_epochs(X, labels, targets, epochs, batch_size, lr, True, on_epoch_end,
                           on_progress=progress, first_epoch=first_epoch)
@@ -243,6 +245,7 @@ def _warm_up(net, X, y, say):
 
 
 def cmd_train(args):
+    _check_backend(args.backend)
     say = _printer()
     data = _load_training_data(args, say)
     say(f"Data: {data.name}: {data.describe()}")
@@ -357,6 +360,7 @@ def _summarise(net, part, say, label):
 
 
 def cmd_evaluate(args):
+    _check_backend(args.backend)
     say = _printer()
     net = io.load(args.model, backend=args.backend)
     say(f"Model: {args.model}: {net!r}")
@@ -466,6 +470,7 @@ def _number(field):
 
 
 def cmd_predict(args):
+    _check_backend(args.backend)
     say = _printer()
     net = io.load(args.model, backend=args.backend)
     rows, names = _read_rows(args.input, net.sizes[0])
@@ -519,6 +524,66 @@ def cmd_info(args):
 
 
 # -- plumbing ----------------------------------------------------------------------------
+
+
+def _check_backend(name):
+    """Refuse a backend that cannot run here in one line, before any work."""
+    from . import backends
+
+    status = backends().get(name, True)
+    if status is not True:
+        raise UsageError(f"--backend {name} cannot run here: {status}. Use --backend numba "
+                         f"(or numba-parallel) to run on the CPU")
+
+
+class _Interrupts:
+    """What Ctrl-C (SIGINT) does while a command runs.
+
+    Until ``engine train`` starts its first epoch (and in the other commands), nothing
+    has been trained that could be saved, so Ctrl-C ends the command at once: one line
+    on stderr, exit status 130. A KeyboardInterrupt is not enough there: when Ctrl-C
+    lands inside Numba's compiler, the first Python code to run may be a ctypes callback
+    or a weakref callback, which prints the KeyboardInterrupt as an ignored exception and
+    drops it; the compilation then fails with an unrelated RuntimeError or goes on for
+    seconds. Once training starts (:attr:`graceful`), Ctrl-C raises KeyboardInterrupt
+    as Python's own handler does, and the command saves what was trained. A SIGINT that
+    was ignored when the command started (a background job) stays ignored."""
+
+    def __init__(self):
+        self.command = None
+        self.graceful = False
+        self.previous = None
+
+    def __call__(self, command):
+        self.command = command
+        return self
+
+    def _handler(self, signum, frame):
+        if self.graceful:
+            raise KeyboardInterrupt
+        try:
+            sys.stdout.flush()
+            print(f"engine {self.command}: interrupted", file=sys.stderr, flush=True)
+        finally:
+            os._exit(INTERRUPTED)
+
+    def __enter__(self):
+        self.graceful = False
+        try:
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self.previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: signals are not ours to handle
+            self.previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+        self.graceful = False
+
+
+_INTERRUPTS = _Interrupts()
 
 
 def _printer():
@@ -622,13 +687,15 @@ def main(argv=None):
     """Run the ``engine`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit
     status."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:  # outside training, where there is nothing to save yet
-        print(f"engine {args.command}: interrupted", file=sys.stderr, flush=True)
-        return INTERRUPTED
-    except (ValueError, TypeError, OSError, MemoryError, CommandError) as exc:
-        # The library's own errors (DataFormatError, DataNotFoundError, ModelFileError,
-        # argument checks) carry complete messages; a traceback would only hide them.
-        print(f"engine {args.command}: error: {_describe(exc)}", file=sys.stderr, flush=True)
-        return 1
+    with _INTERRUPTS(args.command):
+        try:
+            return args.run(args)
+        except KeyboardInterrupt:  # outside training, where there is nothing to save yet
+            print(f"engine {args.command}: interrupted", file=sys.stderr, flush=True)
+            return INTERRUPTED
+        except (ValueError, TypeError, OSError, MemoryError, CommandError) as exc:
+            # The library's own errors (DataFormatError, DataNotFoundError, ModelFileError,
+            # argument checks) carry complete messages; a traceback would only hide them.
+            print(f"engine {args.command}: error: {_describe(exc)}", file=sys.stderr,
+                  flush=True)
+            return 1
