@@ -35,10 +35,16 @@ ADAM = 5
 VELOCITY = 6
 VELOCITY_NESTEROV = 7
 ADAM_FOLDED = 8
+# Keras' RMSprop and Adagrad put ε under the square root (torch's add it to the root):
+# RMSPROP_EPS_INSIDE  v ← ρ·v + (1 − ρ)·g²; p ← p − lr·g/√(v + ε)
+# ADAGRAD_EPS_INSIDE  s ← s + g²; p ← p − lr·g/√(s + ε)  (Keras starts s at 0.1)
+RMSPROP_EPS_INSIDE = 9
+ADAGRAD_EPS_INSIDE = 10
 
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adagrad": ADAGRAD,
               "rmsprop": RMSPROP, "adam": ADAM, "velocity": VELOCITY,
-              "velocity_nesterov": VELOCITY_NESTEROV, "adam_folded": ADAM_FOLDED}
+              "velocity_nesterov": VELOCITY_NESTEROV, "adam_folded": ADAM_FOLDED,
+              "rmsprop_eps_inside": RMSPROP_EPS_INSIDE, "adagrad_eps_inside": ADAGRAD_EPS_INSIDE}
 
 # Per-parameter memory of each optimiser, named as in torch.optim's ``state`` dicts (the
 # velocity rules: scikit-learn's and Keras' ``velocities``); the kernels keep slot ``s`` of
@@ -46,7 +52,8 @@ OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adagrad":
 SLOTS = {"sgd": (), "momentum": ("momentum_buffer",), "nesterov": ("momentum_buffer",),
          "adagrad": ("sum",), "rmsprop": ("square_avg",), "adam": ("exp_avg", "exp_avg_sq"),
          "velocity": ("velocity",), "velocity_nesterov": ("velocity",),
-         "adam_folded": ("exp_avg", "exp_avg_sq")}
+         "adam_folded": ("exp_avg", "exp_avg_sq"), "rmsprop_eps_inside": ("velocity",),
+         "adagrad_eps_inside": ("accumulator",)}
 
 # Positions in the float64 hyper-parameter array the training kernel takes.
 H_MOMENTUM = 0       # momentum, nesterov: μ

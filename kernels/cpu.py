@@ -72,7 +72,8 @@ from engine import config
 from .codes import (ADAGRAD, ADAM, ADAM_FOLDED, CROSS_ENTROPY, H_BETA1, H_BETA2, H_BN_EPS,
                     H_BN_MOMENTUM, H_BN_UNBIASED, H_COST_SCALE, H_EPS, H_L2_BATCH, H_MOMENTUM,
                     H_RHO, H_WEIGHT_DECAY, H_WEIGHT_TOTAL, IDENTITY, MOMENTUM, NESTEROV, RELU,
-                    RMSPROP, SGD, SIGMOID, SOFTMAX, TANH, VELOCITY, VELOCITY_NESTEROV)
+                    RMSPROP, SGD, SIGMOID, SOFTMAX, TANH, VELOCITY, VELOCITY_NESTEROV,
+                    ADAGRAD_EPS_INSIDE, RMSPROP_EPS_INSIDE)
 
 # error_model="numpy": a float division by zero gives inf/NaN like NumPy instead of a
 # Python exception; the exception check would also stop loops from vectorising.
@@ -1399,10 +1400,12 @@ def _apply_update(params, grads, state, lo, hi, m, lr, decay, code, hyper, step)
     elif code == MOMENTUM or code == NESTEROV:
         _momentum_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_MOMENTUM],
                        code == NESTEROV)
-    elif code == ADAGRAD:
-        _adagrad_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_EPS])
-    elif code == RMSPROP:
-        _rmsprop_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_RHO], hyper[H_EPS])
+    elif code == ADAGRAD or code == ADAGRAD_EPS_INSIDE:
+        _adagrad_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_EPS],
+                      code == ADAGRAD_EPS_INSIDE)
+    elif code == RMSPROP or code == RMSPROP_EPS_INSIDE:
+        _rmsprop_step(p, g_sum, state[0, lo:hi], m, lr, decay, hyper[H_RHO], hyper[H_EPS],
+                      code == RMSPROP_EPS_INSIDE)
     elif code == ADAM or code == ADAM_FOLDED:
         _adam_step(p, g_sum, state[0, lo:hi], state[1, lo:hi], m, lr, decay, hyper[H_BETA1],
                    hyper[H_BETA2], hyper[H_EPS], step, code == ADAM_FOLDED)
@@ -1440,8 +1443,9 @@ def _momentum_step(p, g_sum, buf, m, lr, decay, momentum, nesterov):
 
 
 @njit(**_HELPER)
-def _adagrad_step(p, g_sum, total, m, lr, decay, eps):
-    """s ← s + g²; p ← p − lr·g/(√s + ε)."""
+def _adagrad_step(p, g_sum, total, m, lr, decay, eps, eps_inside):
+    """s ← s + g²; p ← p − lr·g/(√s + ε) (torch), or with ``eps_inside``
+    p ← p − lr·g/√(s + ε) (Keras); twin of ``oracle.adagrad_update``."""
     t = p.dtype.type
     mt, wd, rate, e = t(m), t(decay), t(lr), t(eps)
     for k in range(p.size):
@@ -1450,12 +1454,16 @@ def _adagrad_step(p, g_sum, total, m, lr, decay, eps):
             g += wd * p[k]
         s = total[k] + g * g
         total[k] = s
-        p[k] -= rate * (g / (np.sqrt(s) + e))
+        if eps_inside:
+            p[k] -= (rate * g) / np.sqrt(s + e)
+        else:
+            p[k] -= rate * (g / (np.sqrt(s) + e))
 
 
 @njit(**_HELPER)
-def _rmsprop_step(p, g_sum, square_avg, m, lr, decay, rho, eps):
-    """v ← ρ·v + (1 − ρ)·g²; p ← p − lr·g/(√v + ε)."""
+def _rmsprop_step(p, g_sum, square_avg, m, lr, decay, rho, eps, eps_inside):
+    """v ← ρ·v + (1 − ρ)·g²; p ← p − lr·g/(√v + ε) (torch), or with ``eps_inside``
+    p ← p − lr·g/√(v + ε) (Keras); twin of ``oracle.rmsprop_update``."""
     t = p.dtype.type
     mt, wd, rate, e, r, rest = t(m), t(decay), t(lr), t(eps), t(rho), t(1 - rho)
     for k in range(p.size):
@@ -1464,7 +1472,10 @@ def _rmsprop_step(p, g_sum, square_avg, m, lr, decay, rho, eps):
             g += wd * p[k]
         v = r * square_avg[k] + rest * (g * g)
         square_avg[k] = v
-        p[k] -= rate * (g / (np.sqrt(v) + e))
+        if eps_inside:
+            p[k] -= (rate * g) / np.sqrt(v + e)
+        else:
+            p[k] -= rate * (g / (np.sqrt(v) + e))
 
 
 @njit(**_HELPER)

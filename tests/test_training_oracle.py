@@ -57,6 +57,12 @@ def _by_hand(name, p, grads, lr, m, wd):
                 # scikit-learn's SGDOptimizer._get_updates, Keras' SGD
                 vel = h["momentum"] * vel - lr * g
                 w += (h["momentum"] * vel - lr * g if name == "velocity_nesterov" else vel)
+            elif name == "adagrad_eps_inside":  # Keras' Adagrad.update_step
+                s += g * g
+                w -= lr * g / math.sqrt(s + h["eps"])
+            elif name == "rmsprop_eps_inside":  # Keras' RMSprop.update_step
+                v = h["rho"] * v + (1 - h["rho"]) * g * g
+                w -= lr * g / math.sqrt(v + h["eps"])
             elif name == "adam_folded":
                 # scikit-learn's AdamOptimizer._get_updates, Keras' Adam
                 mom = h["beta1"] * mom + (1 - h["beta1"]) * g

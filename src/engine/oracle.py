@@ -391,17 +391,24 @@ def momentum_update(p, g, buf, lr, momentum, nesterov):
     p -= lr * (g + momentum * buf if nesterov else buf)
 
 
-def adagrad_update(p, g, total, lr, eps):
-    """torch.optim.Adagrad: s ← s + g²; p ← p − lr·g/(√s + ε)."""
+def adagrad_update(p, g, total, lr, eps, eps_inside=False):
+    """torch.optim.Adagrad: s ← s + g²; p ← p − lr·g/(√s + ε). ``eps_inside``: Keras'
+    Adagrad, p ← p − lr·g/√(s + ε) (Keras starts s at its ``initial_accumulator_value``)."""
     total += g * g
-    p -= lr * (g / (np.sqrt(total) + eps))
+    if eps_inside:
+        p -= (lr * g) / np.sqrt(total + eps)
+    else:
+        p -= lr * (g / (np.sqrt(total) + eps))
 
 
-def rmsprop_update(p, g, square_avg, lr, rho, eps):
+def rmsprop_update(p, g, square_avg, lr, rho, eps, eps_inside=False):
     """torch.optim.RMSprop (its ``alpha`` is our ρ): v ← ρ·v + (1 − ρ)·g²;
-    p ← p − lr·g/(√v + ε)."""
+    p ← p − lr·g/(√v + ε). ``eps_inside``: Keras' RMSprop, p ← p − lr·g/√(v + ε)."""
     square_avg[...] = rho * square_avg + (1 - rho) * (g * g)
-    p -= lr * (g / (np.sqrt(square_avg) + eps))
+    if eps_inside:
+        p -= (lr * g) / np.sqrt(square_avg + eps)
+    else:
+        p -= lr * (g / (np.sqrt(square_avg) + eps))
 
 
 def adam_update(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, t):
@@ -462,10 +469,11 @@ class Optimizer:
                 g = g + wd * p  # torch's (coupled) weight_decay: the L2 term's gradient
             if self.name in ("momentum", "nesterov"):
                 momentum_update(p, g, slots[0], lr, h["momentum"], self.name == "nesterov")
-            elif self.name == "adagrad":
-                adagrad_update(p, g, slots[0], lr, h["eps"])
-            elif self.name == "rmsprop":
-                rmsprop_update(p, g, slots[0], lr, h["rho"], h["eps"])
+            elif self.name in ("adagrad", "adagrad_eps_inside"):
+                adagrad_update(p, g, slots[0], lr, h["eps"], self.name == "adagrad_eps_inside")
+            elif self.name in ("rmsprop", "rmsprop_eps_inside"):
+                rmsprop_update(p, g, slots[0], lr, h["rho"], h["eps"],
+                               self.name == "rmsprop_eps_inside")
             elif self.name == "adam":
                 adam_update(p, g, slots[0], slots[1], lr, h["beta1"], h["beta2"], h["eps"],
                             int(self.step[0]))

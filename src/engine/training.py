@@ -22,14 +22,18 @@ name          torch.optim equivalent              update
 
 The same ideas as scikit-learn's MLP and Keras write them (``kernels/codes.py``):
 
-===================  ========================================  ===============================
-name                 scikit-learn / Keras                      update
-===================  ========================================  ===============================
-"velocity"           solver="sgd" / SGD(momentum=μ)            v ← μ·v − lr·g; p ← p + v
-"velocity_nesterov"  nesterovs_momentum=True / nesterov=True   v ← μ·v − lr·g; p ← p + μ·v − lr·g
-"adam_folded"        solver="adam" / Adam                      p ← p − lr_t·m/(√v + ε),
-                                                               lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ)
-===================  ========================================  ===============================
+====================  ======================================  ================================
+name                  scikit-learn / Keras                    update
+====================  ======================================  ================================
+"velocity"            solver="sgd" / SGD(momentum=μ)          v ← μ·v − lr·g; p ← p + v
+"velocity_nesterov"   nesterovs_momentum / nesterov=True      v ← μ·v − lr·g;
+                                                              p ← p + μ·v − lr·g
+"adam_folded"         solver="adam" / Adam                    p ← p − lr_t·m/(√v + ε),
+                                                              lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ)
+"rmsprop_eps_inside"  Keras' RMSprop(rho=ρ, epsilon=ε)        v ← ρ·v + (1 − ρ)·g²;
+                                                              p ← p − lr·g/√(v + ε)
+"adagrad_eps_inside"  Keras' Adagrad(epsilon=ε)               s ← s + g²; p ← p − lr·g/√(s + ε)
+====================  ======================================  ================================
 
 L2 (``l2=λ``) is network2's: the cost gains (λ/2n)·Σw² over the weights (not biases, not
 batch-norm γ/β), n the number of training samples. For "sgd" the update is network2's
@@ -52,12 +56,14 @@ OPTIMIZERS = tuple(codes.OPTIMIZERS)
 DEFAULT_MOMENTUM = 0.9
 DEFAULT_BETA1, DEFAULT_BETA2 = 0.9, 0.999
 DEFAULT_RHO = 0.99                      # torch.optim.RMSprop's alpha
-DEFAULT_EPS = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8, "adam_folded": 1e-8}
+DEFAULT_EPS = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8, "adam_folded": 1e-8,
+               "adagrad_eps_inside": 1e-7, "rmsprop_eps_inside": 1e-7}  # the last: Keras'
 
 # Which optimisers read which hyper-parameter (for clear errors about misplaced ones).
 _USES = {"momentum": ("momentum", "nesterov", "velocity", "velocity_nesterov"),
          "beta1": ("adam", "adam_folded"), "beta2": ("adam", "adam_folded"),
-         "eps": ("adagrad", "rmsprop", "adam", "adam_folded"), "rho": ("rmsprop",)}
+         "eps": ("adagrad", "rmsprop", "adam", "adam_folded", "adagrad_eps_inside",
+                 "rmsprop_eps_inside"), "rho": ("rmsprop", "rmsprop_eps_inside")}
 
 
 # ---------------------------------------------------------------------------------------
