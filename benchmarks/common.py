@@ -26,6 +26,12 @@ WORKLOADS = {
     "deep": dict(sizes=[784, 512, 256, 10], activation="relu", output="softmax",
                  cost="cross_entropy", batch_size=128, lr=0.1, init="he_normal",
                  label="[784, 512, 256, 10] ReLU, softmax cross-entropy, batch 128"),
+    # The Keras example's model (examples/keras_mnist.py, without its dropout): a different
+    # activation per hidden layer, chosen inside the one compiled epoch.
+    "perlayer": dict(sizes=[784, 512, 256, 10], activation=["relu", "tanh"], output="softmax",
+                     cost="cross_entropy", batch_size=32, lr=0.05, init="glorot_uniform",
+                     label="[784, 512, 256, 10] ReLU then tanh (per layer), softmax "
+                           "cross-entropy, batch 32"),
 }
 
 

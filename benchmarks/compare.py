@@ -88,13 +88,16 @@ def torch_trainer(workload, dtype, X, y):
     spec = WORKLOADS[workload]
     nn = torch.nn
     tdtype = getattr(torch, dtype)
-    act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[spec["activation"]]
-    layers = []
     sizes = spec["sizes"]
+    hidden = spec["activation"]
+    if isinstance(hidden, str):
+        hidden = [hidden] * (len(sizes) - 2)
+    acts = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+    layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out, dtype=tdtype))
         if i < len(sizes) - 2:
-            layers.append(act())
+            layers.append(acts[hidden[i]]())
     torch.manual_seed(0)
     if spec["cost"] == "quadratic":  # Nielsen's cost: ½‖σ(z) − y‖², mean over the batch
         layers.append(nn.Sigmoid())
@@ -149,6 +152,8 @@ def _sklearn():
 def sklearn_trainer(workload, dtype, X, y):
     MLPClassifier, ConvergenceWarning = _sklearn()
     spec = WORKLOADS[workload]
+    if not isinstance(spec["activation"], str):
+        raise Skip("scikit-learn's MLP has one activation for every hidden layer")
     activation = {"sigmoid": "logistic", "relu": "relu", "tanh": "tanh"}[spec["activation"]]
     # Nielsen's rate 3.0 is for the quadratic cost; scikit-learn's softmax cross-entropy
     # diverges with it. Speed does not depend on the rate.
@@ -442,7 +447,7 @@ def chart(results, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", default="seeds,ce100,deep,predict",
+    parser.add_argument("--workloads", default="seeds,ce100,deep,perlayer,predict",
                         help="comma-separated subset of: " + ", ".join(
                             list(WORKLOADS) + ["predict"]))
     parser.add_argument("--dtypes", default=None,

@@ -50,3 +50,12 @@ def test_deep_mnist(monkeypatch, capsys):
     out = run_example("deep_mnist.py", monkeypatch, capsys, "1")
     accuracy = float(re.search(r"test accuracy: ([\d.]+)", out).group(1))
     assert accuracy > 0.8
+
+
+def test_keras_mnist(monkeypatch, capsys, tmp_path):
+    out = run_example("keras_mnist.py", monkeypatch, capsys, "1")
+    assert "Total params: 535,818" in out and "Epoch 1/1" in out
+    accuracy = float(re.search(r"test accuracy: ([\d.]+)", out).group(1))
+    assert accuracy > 0.8
+    assert "the restored model agrees: True" in out
+    assert isinstance(engine.load(tmp_path / "keras_mnist.npz"), engine.Sequential)

@@ -84,7 +84,7 @@ def test_file_is_a_plain_npz_with_json_metadata(tmp_path):
         assert set(npz.files) == {"metadata", "weights_0", "biases_0", "normalization_mean",
                                   "normalization_scale", "normalization_target_mean",
                                   "normalization_target_scale"}
-    assert meta["format"] == "engine.network" and meta["format_version"] == 2
+    assert meta["format"] == "engine.network" and meta["format_version"] == 3
     assert meta["sizes"] == [5, 1] and meta["task"] == "regression"
     assert meta["history"]["loss"] == net.history["loss"]
 
@@ -188,7 +188,7 @@ def _altered(meta, **changes):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(format_version=3), "format version 3.*reads versions up to 2"),
+    (dict(format_version=4), "format version 4.*reads versions up to 3"),
     (dict(batch_norm=[True]), "batch_norm"),
     (dict(optimizer={"name": "adamw", "step": 0}), "optimizer"),
     (dict(optimizer={"name": "adam", "step": 0}), "missing: \\['optimizer_exp_avg'"),
@@ -272,12 +272,22 @@ def test_missing_file(tmp_path):
 def test_version_1_files_still_load(saved, tmp_path):
     arrays, meta, write = saved
     v1 = {k: v for k, v in meta.items()
-          if k not in ("batch_norm", "optimizer", "rng_state", "training")}
+          if k not in ("batch_norm", "optimizer", "rng_state", "training", "sequential")}
     back = engine.load(write(meta=dict(v1, format_version=1)))
     assert back._optimizer_state() == {"optimizer": "sgd", "step": 0}
     np.testing.assert_array_equal(back.weights[0], arrays["weights_0"])
     with pytest.raises(io.ModelFileError, match="unexpected: \\['batch_norm'"):
         engine.load(write(meta=dict(v1, format_version=1, batch_norm=[])))
+
+
+def test_version_2_files_still_load(saved):
+    arrays, meta, write = saved
+    v2 = {k: v for k, v in meta.items() if k != "sequential"}
+    back = engine.load(write(meta=dict(v2, format_version=2)))
+    assert isinstance(back, engine.Network)
+    np.testing.assert_array_equal(back.weights[0], arrays["weights_0"])
+    with pytest.raises(io.ModelFileError, match="unexpected: \\['sequential'"):
+        engine.load(write(meta=dict(meta, format_version=2)))
 
 
 def test_batch_norm_optimizer_and_generator_state_round_trip(tmp_path):

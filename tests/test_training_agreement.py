@@ -26,7 +26,8 @@ from conftest import assert_close_relative as close, make_classification
 COMPILED = ["numba", "numba-parallel"]
 RTOL = {"float64": 1e-10, "float32": 1e-4}
 LR = {"sgd": 0.5, "momentum": 0.1, "nesterov": 0.1, "adagrad": 0.05, "rmsprop": 0.01,
-      "adam": 0.01, "velocity": 0.1, "velocity_nesterov": 0.1, "adam_folded": 0.01}
+      "adam": 0.01, "velocity": 0.1, "velocity_nesterov": 0.1, "adam_folded": 0.01,
+      "rmsprop_eps_inside": 0.01, "adagrad_eps_inside": 0.05}
 
 
 def twins(backend, sizes, dtype="float64", seed=11, **kwargs):

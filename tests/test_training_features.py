@@ -237,7 +237,8 @@ def test_sgd_accepts_optimizer_options_and_rejects_others():
 @pytest.mark.parametrize("kwargs,exc,message", [
     (dict(optimizer="adamw"), ValueError,
      "optimizer must be one of 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', "
-     "'velocity', 'velocity_nesterov', 'adam_folded'; got 'adamw'"),
+     "'velocity', 'velocity_nesterov', 'adam_folded', 'rmsprop_eps_inside', "
+     "'adagrad_eps_inside'; got 'adamw'"),
     (dict(momentum=0.9), ValueError, "momentum applies to optimizer='momentum' or 'nesterov'"),
     (dict(optimizer="adam", rho=0.9), ValueError, "rho applies to optimizer='rmsprop'"),
     (dict(optimizer="momentum", momentum=1.0), ValueError, r"momentum must lie in \[0, 1\)"),

@@ -3,11 +3,15 @@
 >>> import engine
 >>> net = engine.Network([784, 30, 10])          # Nielsen's network
 >>> history = net.fit(X, y, epochs=30, batch_size=10, lr=3.0)  # doctest: +SKIP
+
+Keras' workflow: ``engine.Sequential`` with ``engine.layers`` and ``engine.optimizers``.
 """
 
+from . import layers, optimizers
 from .errors import DivergenceError
 from .io import load
 from .network import Network
+from .sequential import Sequential
 
 __version__ = "0.1.0"
 
@@ -19,4 +23,5 @@ def backends():
     return {"numpy": True, "numba": True, "numba-parallel": True, "cuda": availability()}
 
 
-__all__ = ["Network", "DivergenceError", "backends", "load", "__version__"]
+__all__ = ["Network", "Sequential", "DivergenceError", "backends", "layers", "load",
+           "optimizers", "__version__"]

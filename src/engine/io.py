@@ -16,7 +16,8 @@ allow_pickle=False)`` opens it anywhere:
     optimiser whose memory is stored below), ``rng_state`` (the network generator's
     ``bit_generator.state``, so that shuffling and dropout continue where they stopped)
     and ``training`` (null, or a training checkpoint's progress: see
-    :mod:`engine.training`).
+    :mod:`engine.training`); since version 3 ``sequential`` (null, or the layers and
+    compile settings of an :class:`engine.Sequential` model, which :func:`load` returns).
 ``weights_0`` … ``weights_{L-1}``, ``biases_0`` … ``biases_{L-1}``
     Shapes ``(sizes[l+1], sizes[l])`` and ``(sizes[l+1], 1)``, in the model's dtype.
 ``normalization_mean``, ``normalization_scale`` (and ``normalization_target_mean``,
@@ -33,7 +34,7 @@ allow_pickle=False)`` opens it anywhere:
 ``training_<name>``
     Arrays a training checkpoint needs (early stopping's best parameters).
 
-Version 1 files (without the version 2 fields) still load.
+Version 1 and 2 files (without the later fields) still load.
 
 Files are written atomically by :func:`atomic_write`: to a temporary file in the same folder,
 flushed to disk, then renamed over the target, so a crash, Ctrl-C or SIGKILL never leaves a
@@ -65,12 +66,13 @@ from .kernels import codes
 from .normalization import Normalization
 
 FORMAT = "engine.network"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _TASKS = (None, "classification", "regression")
 _META_KEYS_V1 = {"format", "format_version", "engine_version", "sizes", "activation",
                  "output", "cost", "init", "dtype", "task", "normalization", "history"}
 _META_KEYS = {1: _META_KEYS_V1,
               2: _META_KEYS_V1 | {"batch_norm", "optimizer", "rng_state", "training"}}
+_META_KEYS[3] = _META_KEYS[2] | {"sequential"}
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -79,7 +81,7 @@ class ModelFileError(ValueError):
     file and the problem."""
 
 
-def save(net, path, training=None):
+def save(net, path, training=None, sequential=None):
     """Write ``net`` to ``path`` as an ``.npz`` model file, atomically.
 
     The previous file at ``path``, if any, stays intact until the new one is complete
@@ -94,6 +96,9 @@ def save(net, path, training=None):
     training : (dict, dict of arrays), optional
         A training checkpoint's progress (JSON-able) and arrays (see
         :func:`engine.training.checkpoint_state`).
+    sequential : dict, optional
+        The layers and compile settings of the :class:`engine.Sequential` model that runs
+        on ``net`` (its ``get_config()``); :func:`load` then returns that model.
 
     Returns
     -------
@@ -140,6 +145,7 @@ def save(net, path, training=None):
         "optimizer": {"name": optimizer["optimizer"], "step": optimizer["step"]},
         "rng_state": net.rng.bit_generator.state,
         "training": progress,
+        "sequential": sequential,
     }
     arrays["metadata"] = np.array(json.dumps(meta))
     atomic_write(path, lambda f: _write_npz(f, arrays))
@@ -251,6 +257,15 @@ def load(path, backend="numba", with_training=False):
             raise ModelFileError(f"{path}: bad normalisation statistics: {exc}") from None
     net._task = meta["task"]
     net.history = meta["history"]
+    if meta["sequential"] is not None:
+        from .sequential import Sequential
+
+        try:
+            model = Sequential._from_saved(net, meta["sequential"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ModelFileError(f"{path}: the metadata describe no valid Sequential model: "
+                                 f"{exc}") from None
+        return (model, (meta["training"], {})) if with_training else model
     if with_training:
         extra = {name[len("training_"):]: arr for name, arr in arrays.items()
                  if name.startswith("training_")}
@@ -557,6 +572,8 @@ def _metadata(path, arrays):
         meta.update(batch_norm=[False] * (len(meta["sizes"]) - 2) if isinstance(
             meta["sizes"], list) else [], optimizer={"name": "sgd", "step": 0},
             rng_state=None, training=None)
+    if version < 3:
+        meta["sequential"] = None
 
     def bad(field, expected):
         raise ModelFileError(f"{path}: metadata field {field!r} should be {expected}; "
@@ -601,6 +618,8 @@ def _metadata(path, arrays):
         bad("rng_state", f"null or a numpy bit generator state ({', '.join(_BIT_GENERATORS)})")
     if meta["training"] is not None and not isinstance(meta["training"], dict):
         bad("training", "null or an object")
+    if meta["sequential"] is not None and not isinstance(meta["sequential"], dict):
+        bad("sequential", "null or an object")
     norm = meta["normalization"]
     allowed = (["mean", "scale"], ["mean", "scale", "target_mean", "target_scale"])
     if norm is not None and norm not in allowed:

@@ -634,7 +634,8 @@ def _resume(net, checkpoint, plan, opts):
 
 
 def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validation=None,
-        report=None, on_progress=None, checkpoint=None, resume=None):
+        report=None, on_progress=None, checkpoint=None, resume=None, sample_weight=None,
+        updates_per_call=None):
     """Train ``net`` with the validated ``opts``; returns the history dict.
 
     ``validation`` is a checked ``(X, labels, targets)`` triple or None; ``report(epoch,
@@ -647,12 +648,16 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     :meth:`engine.Network._read_checkpoint`; once the checkpoint is found to fit this run,
     ``net`` adopts that network's state and the run continues after the checkpoint's last
     epoch, as the uninterrupted run would have. Nothing on ``net`` changes before every
-    check has passed.
+    check has passed. ``sample_weight``: None or one weight per row of ``X`` in the
+    network's dtype (see :class:`Plan`; with a mini-batch's sums divided by its size).
+    ``on_progress(samples_done, n)`` is called every ``updates_per_call`` mini-batches
+    (see ``Network._train_epochs``).
     """
     if net._n_bn and batch_size < 2:
         raise ValueError("batch_size must be at least 2 with batch normalisation (the batch "
                          "statistics of one sample are undefined)")
     plan = Plan(net, opts.optimizer, opts.hyper.copy(), opts.dropout)
+    plan.sample_weight = sample_weight
     unsupported = plan.features() | ({"l2"} if opts.l2 else set())
     if net._n_bn:
         unsupported.add("batch_norm")
@@ -664,6 +669,9 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
                          f"use 'numba', 'numba-parallel' or 'numpy'")
     n_samples, val_rows = X.shape[0], None
     if opts.validation_fraction is not None or (opts.early_stopping and validation is None):
+        if sample_weight is not None:
+            raise ValueError("sample weights need explicit validation data, not a held-out "
+                             "fraction")
         fraction = 0.1 if opts.validation_fraction is None else opts.validation_fraction
         stored = None if resume is None else resume[2][1].get("validation_rows")
         (X, labels, targets), validation, val_rows = split_validation(
@@ -733,7 +741,8 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     try:
         if not stopped:
             net._train_epochs(X, labels, targets, epochs, batch_size, lr, shuffle,
-                              on_epoch_end, on_progress=on_progress, plan=plan,
+                              on_epoch_end, on_progress=on_progress,
+                              updates_per_call=updates_per_call, plan=plan,
                               first_epoch=first_epoch)
     except DivergenceError as exc:
         exc.history = history
