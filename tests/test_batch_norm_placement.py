@@ -9,12 +9,11 @@ layer marked ``_bn_after`` computes h = σ(z + b) and normalises h, so it keeps 
 epochs 1e-10 relative; serial and parallel twins bit for bit).
 """
 
-import numba
 import numpy as np
 import pytest
 
 import engine
-from engine import config, oracle
+from engine import oracle
 
 
 @pytest.mark.parametrize("dropout_rate", [None, 0.4], ids=["bn", "bn+dropout"])
@@ -91,21 +90,18 @@ def networks(backends, after=(True, False, False)):
 @pytest.mark.parametrize("features", [dict(optimizer="momentum"),
                                       dict(optimizer="adam", dropout=[0.3, 0.2])],
                          ids=["momentum", "adam-dropout"])
-def test_kernels_match_the_oracle_with_batch_norm_after_the_activation(monkeypatch, after,
+def test_kernels_match_the_oracle_with_batch_norm_after_the_activation(threaded, after,
                                                                        features):
-    """numba and numba-parallel (threads for every step) against the oracle: parameters
-    (the first layer's bias trains), running statistics and predictions."""
-    if numba.get_num_threads() < 2:
-        pytest.skip("numba-parallel runs one thread on this machine")
-    monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(config, "PARALLEL_MIN_WORK_BIG_BATCH", 0)
-    monkeypatch.setattr(config, "PARALLEL_PANEL_MIN_BYTES", 0)
+    """numba and numba-parallel (threads for every step: conftest.threaded) against the
+    oracle: parameters (the first layer's bias trains), running statistics and
+    predictions."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(150, 9)), rng.integers(0, 3, 150)
     nets = networks(("numpy", "numba", "numba-parallel"), after)
     bias_before = nets[0]._bias_views[0].copy()
     for net in nets:
-        net.fit(X, y, epochs=2, batch_size=8, lr=0.05, **features)
+        with threaded(net.backend):
+            net.fit(X, y, epochs=2, batch_size=8, lr=0.05, **features)
     reference = nets[0]
     assert np.abs(reference._bias_views[0] - bias_before).max() > 1e-4
     for net in nets[1:]:

@@ -6,12 +6,11 @@ Tolerances as in test_oracle_agreement.py: float64 parameters after epochs of 20
 mini-batches 1e-10 relative, float32 1e-4; the parallel twin equals the serial one.
 """
 
-import numba
 import numpy as np
 import pytest
 
 import engine
-from engine import config, training
+from engine import training
 
 RTOL = {"float64": 1e-10, "float32": 1e-4}
 
@@ -19,13 +18,10 @@ RTOL = {"float64": 1e-10, "float32": 1e-4}
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("optimizer,start", [("rmsprop_eps_inside", 0.0),
                                              ("adagrad_eps_inside", 0.1)])
-def test_eps_inside_rules_match_oracle(monkeypatch, dtype, optimizer, start):
+def test_eps_inside_rules_match_oracle(threaded, dtype, optimizer, start):
     """Two epochs with L2 and a batch-normalised layer; Adagrad's accumulator starts at
-    0.1, as Keras' does (the memory a fit continues from)."""
-    if numba.get_num_threads() < 2:
-        pytest.skip("numba-parallel runs one thread on this machine")
-    monkeypatch.setattr(config, "PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(config, "PARALLEL_PANEL_MIN_BYTES", 0)
+    0.1, as Keras' does (the memory a fit continues from); numba-parallel threads every
+    step (conftest.threaded)."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(150, 7)), rng.integers(0, 3, 150)
     nets = []
@@ -35,7 +31,9 @@ def test_eps_inside_rules_match_oracle(monkeypatch, dtype, optimizer, start):
                              backend=backend, seed=4, batch_norm=[True, False])
         training.ensure_optimizer_state(net, optimizer)
         net._opt_slots[...] = start
-        net.fit(X, y, epochs=2, batch_size=7, lr=0.01, optimizer=optimizer, eps=1e-7, l2=0.5)
+        with threaded(backend):
+            net.fit(X, y, epochs=2, batch_size=7, lr=0.01, optimizer=optimizer, eps=1e-7,
+                    l2=0.5)
         nets.append(net)
     reference = nets[0]
     for net in nets[1:]:

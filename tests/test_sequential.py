@@ -12,11 +12,8 @@ import numpy as np
 import pytest
 
 import engine
+from conftest import relative_error
 from engine import layers, optimizers
-
-
-def relative_error(actual, expected):
-    return np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30)
 
 
 def data(n=60, n_in=6, n_out=3, seed=0):
