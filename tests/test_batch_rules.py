@@ -127,7 +127,8 @@ def _train_twins(backend, dtype, optimizer, make_plan, epochs=2, batch_size=7, l
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("optimizer", ["velocity", "velocity_nesterov", "adam_folded", "sgd"])
 @pytest.mark.parametrize("total", [True, False], ids=["weight total", "batch size"])
-def test_sample_weights_and_batch_l2_match_oracle(row_paths, backend, dtype, optimizer, total):
+def test_sample_weights_and_batch_l2_match_oracle(row_paths, threaded, backend, dtype,
+                                                  optimizer, total):
     weights = np.random.default_rng(4).uniform(0.0, 3.0, 151)
     weights[::10] = 0.0  # a zero weight takes no part, as in scikit-learn
 
@@ -135,29 +136,33 @@ def test_sample_weights_and_batch_l2_match_oracle(row_paths, backend, dtype, opt
         return _plan(net, optimizer, weights=weights, total=total, l2_batch=0.2,
                      dtype=dtype)
 
-    (oracle_net, fast_net), (want, got) = _train_twins(backend, dtype, optimizer, make_plan)
+    with threaded(backend):
+        (oracle_net, fast_net), (want, got) = _train_twins(backend, dtype, optimizer,
+                                                           make_plan)
     assert_twins_agree(oracle_net, fast_net, RTOL[dtype])
     close(np.array(got), np.array(want), RTOL[dtype])
     assert fast_net._opt_step[0] == 2 * 22
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_cost_scale_and_regression_targets_match_oracle(backend):
+def test_cost_scale_and_regression_targets_match_oracle(threaded, backend):
     """scikit-learn's squared error reports ½·mean over outputs (H_COST_SCALE = 1/n_out)."""
 
     def make_plan(net):
         return _plan(net, "adam_folded", l2_batch=0.1, cost_scale=0.25)
 
-    (oracle_net, fast_net), (want, got) = _train_twins(
-        backend, "float64", "adam_folded", make_plan, targets=True, output="identity",
-        cost="quadratic")
+    with threaded(backend):
+        (oracle_net, fast_net), (want, got) = _train_twins(
+            backend, "float64", "adam_folded", make_plan, targets=True, output="identity",
+            cost="quadratic")
     assert_twins_agree(oracle_net, fast_net, RTOL["float64"])
     close(np.array(got), np.array(want), RTOL["float64"])
     # the scale changes the report only: the same run unscaled gives the same parameters
-    (_, plain_net), (_, unscaled) = _train_twins(
-        backend, "float64", "adam_folded",
-        lambda net: _plan(net, "adam_folded", l2_batch=0.1), targets=True,
-        output="identity", cost="quadratic")
+    with threaded(backend):
+        (_, plain_net), (_, unscaled) = _train_twins(
+            backend, "float64", "adam_folded",
+            lambda net: _plan(net, "adam_folded", l2_batch=0.1), targets=True,
+            output="identity", cost="quadratic")
     np.testing.assert_array_equal(plain_net._params, fast_net._params)
     assert not np.allclose(unscaled, got)
 
@@ -175,17 +180,18 @@ def test_cuda_refuses_the_batch_rules_by_name():
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_full_batch_loss_gradient_matches_oracle_and_calculus(backend):
+def test_full_batch_loss_gradient_matches_oracle_and_calculus(threaded, backend):
     """``loss_gradient`` (L-BFGS's objective) of a compiled backend equals the oracle's, and
     the oracle's gradient is the derivative of its cost (central differences, h = 1e-6)."""
     oracle_net, fast_net = twins(backend, [5, 6, 3])
     X, y = make_classification(40, 5, 3, seed=5)
     weights = np.random.default_rng(6).uniform(0.5, 2.0, 40)
     results = []
-    for net in (oracle_net, fast_net):
-        plan = _plan(net, "sgd", weights=weights, l2_batch=0.3)
-        results.append(net._backend.loss_gradient(net, X, y.astype(np.int64),
-                                                  np.zeros((0, 3)), plan))
+    with threaded(backend):
+        for net in (oracle_net, fast_net):
+            plan = _plan(net, "sgd", weights=weights, l2_batch=0.3)
+            results.append(net._backend.loss_gradient(net, X, y.astype(np.int64),
+                                                      np.zeros((0, 3)), plan))
     (want_cost, want_grad), (got_cost, got_grad) = results
     assert got_cost == pytest.approx(want_cost, rel=1e-12)
     close(got_grad, want_grad, 1e-10)
