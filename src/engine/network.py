@@ -393,6 +393,9 @@ class Network:
             The update rule, each as ``torch.optim`` defines it, on the mean gradient
             g = Σ∇/m of the mini-batch (see :mod:`engine.training`). Its memory is kept
             on the network: a later ``fit`` with the same optimiser continues from it.
+            The same ideas as scikit-learn and Keras arrange them are "velocity",
+            "velocity_nesterov", "adam_folded", "rmsprop_eps_inside" and
+            "adagrad_eps_inside" (:class:`engine.Sequential` uses them).
         momentum : float in [0, 1), default 0.9
             μ of "momentum" and "nesterov" (torch's ``momentum``).
         beta1, beta2 : float in [0, 1), default 0.9 and 0.999
