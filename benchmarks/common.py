@@ -7,12 +7,36 @@ which one it used.
 """
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def numba_cache_in_asv_environment():
+    """Point Numba's disk cache into the asv environment that runs this commit.
+
+    asv builds every commit into the same virtualenv in turn; the default cache beside the
+    installed sources could outlive a reinstall and is shared by nothing else. One folder
+    per commit under ``$ASV_ENV_DIR/numba-cache`` keeps compiled kernels with the build they
+    belong to; folders of other commits are removed. Runs before Numba is imported (the
+    package ``__init__``); ``--python=same`` runs (type "existing") keep Numba's default,
+    and an explicit ``NUMBA_CACHE_DIR`` wins.
+    """
+    env_dir, commit = os.environ.get("ASV_ENV_DIR"), os.environ.get("ASV_COMMIT")
+    if (os.environ.get("ASV_ENV_TYPE") in (None, "existing") or not env_dir or not commit
+            or "NUMBA_CACHE_DIR" in os.environ):
+        return None
+    root = Path(env_dir) / "numba-cache"
+    if root.is_dir():
+        for other in root.iterdir():
+            if other.name != commit[:12]:
+                shutil.rmtree(other, ignore_errors=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(root / commit[:12])
+    return os.environ["NUMBA_CACHE_DIR"]
 
 # The workloads of issue 4's goal table. ``lr`` is Nielsen's eta for the seeds' network and
 # a rate that trains the others stably; speed does not depend on it.
