@@ -5,7 +5,11 @@ Speed itself is never asserted here (the goals live in the benchmarks, see READM
 their outputs.
 """
 
+import importlib
 import json
+import math
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,3 +61,86 @@ def test_compare_command_writes_table_json_and_chart(tmp_path):
     assert {r["workload"] for r in records} == {"seeds", "predict"}
     assert all(len(times) == 1 for r in records for times in r["times"].values())
     assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _benchmarks_module(name):
+    sys.path.insert(0, str(REPO))
+    try:
+        return importlib.import_module(f"benchmarks.{name}")
+    finally:
+        sys.path.remove(str(REPO))
+
+
+def test_numba_cache_lives_in_the_asv_environment_one_folder_per_commit(tmp_path):
+    """asv builds every commit into one virtualenv: the suites point Numba's cache into it,
+    one folder per commit, and drop other commits' folders; `--python=same` runs keep
+    Numba's default."""
+    stale = tmp_path / "numba-cache" / "0123456789ab"
+    stale.mkdir(parents=True)
+    probe = "import benchmarks, numba; print(numba.config.CACHE_DIR)"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ASV") and k != "NUMBA_CACHE_DIR"}
+    built = dict(env, ASV_ENV_TYPE="virtualenv", ASV_ENV_DIR=str(tmp_path),
+                 ASV_COMMIT="fedcba9876543210fedcba9876543210fedcba98")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=built,
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == str(tmp_path / "numba-cache" / "fedcba987654")
+    assert not stale.exists()
+    same = dict(env, ASV_ENV_TYPE="existing", ASV_ENV_DIR=str(tmp_path),
+                ASV_COMMIT="fedcba9876543210fedcba9876543210fedcba98")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=same,
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert "numba-cache" not in out.stdout
+
+
+RATIO_BENCHMARKS = [("OracleRatio", "track_numba_over_oracle", ("float32",)),
+                    ("ParallelRatio", "track_parallel_over_numba", ()),
+                    ("PeerRatio", "track_engine_over_peer", ("scikit-learn",)),
+                    ("PeerRatio", "track_engine_over_peer", ("PyTorch",)),
+                    ("StreamRatio", "track_epoch_over_stream", ("float64",))]
+
+
+@pytest.mark.parametrize("cls, method, params", RATIO_BENCHMARKS,
+                         ids=[f"{c}{list(p)}" for c, _, p in RATIO_BENCHMARKS])
+def test_ratio_benchmark_measures_a_ratio_on_a_few_rows(monkeypatch, cls, method, params):
+    """Each ratio benchmark builds its contenders, times them side by side and returns a
+    positive finite ratio with its unit marked (256 rows, one round: no speed asserted).
+    A peer that is not installed is skipped the way asv records it (NotImplementedError)."""
+    bench_ratios = _benchmarks_module("bench_ratios")
+    monkeypatch.setattr(bench_ratios, "ROWS", 256)
+    monkeypatch.setattr(bench_ratios, "ROUNDS", 1)
+    suite = getattr(bench_ratios, cls)
+    assert suite.unit.startswith("ratio: ")
+    bench = suite()
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    try:
+        bench.setup(*params)
+    except NotImplementedError as why:
+        pytest.skip(f"asv would record this benchmark as skipped: {why}")
+    try:
+        ratio = getattr(bench, method)(*params)
+    finally:
+        bench.teardown(*params)  # BLAS threads back to what they were
+        if "torch" in sys.modules and threads:  # the PyTorch peer runs one thread
+            sys.modules["torch"].set_num_threads(threads)
+    assert isinstance(ratio, float) and math.isfinite(ratio) and ratio > 0
+
+
+def test_regression_guard_runs_asv_continuous_on_the_ratio_suites():
+    """The guard's command: asv continuous with the factor, BASE then HEAD, the serial
+    ratios always and the threaded ratio only when asked for; every selected benchmark
+    exists in the suite."""
+    guard = _benchmarks_module("guard")
+    bench_ratios = _benchmarks_module("bench_ratios")
+    command = guard.asv_command("main", "HEAD", 1.3, threads=False)
+    assert command[1:6] == ["-m", "asv", "continuous", "--factor", "1.3"]
+    assert command[-2:] == ["main", "HEAD"]
+    patterns = [command[i + 1] for i, a in enumerate(command) if a == "--bench"]
+    suites = [n for n in dir(bench_ratios) if n.endswith("Ratio") and not n.startswith("_")]
+    chosen = {s for s in suites if any(re.search(p, f"bench_ratios.{s}.x") for p in patterns)}
+    assert chosen == set(suites) - {"ParallelRatio"}
+    threaded = guard.asv_command("main", "HEAD", 1.3, threads=True)
+    patterns = [threaded[i + 1] for i, a in enumerate(threaded) if a == "--bench"]
+    assert {s for s in suites
+            if any(re.search(p, f"bench_ratios.{s}.x") for p in patterns)} == set(suites)
