@@ -109,6 +109,7 @@ def test_ratio_benchmark_measures_a_ratio_on_a_few_rows(monkeypatch, cls, method
     bench_ratios = _benchmarks_module("bench_ratios")
     monkeypatch.setattr(bench_ratios, "ROWS", 256)
     monkeypatch.setattr(bench_ratios, "ROUNDS", 1)
+    monkeypatch.setattr(bench_ratios.StreamRatio, "STREAM_ROWS", 256)
     suite = getattr(bench_ratios, cls)
     assert suite.unit.startswith("ratio: ")
     bench = suite()
@@ -144,3 +145,16 @@ def test_regression_guard_runs_asv_continuous_on_the_ratio_suites():
     patterns = [threaded[i + 1] for i, a in enumerate(threaded) if a == "--bench"]
     assert {s for s in suites
             if any(re.search(p, f"bench_ratios.{s}.x") for p in patterns)} == set(suites)
+
+
+def test_offline_dashboard_replaces_every_cdn_library_of_asvs_page():
+    """asv's own page template: every script and stylesheet it loads from a CDN has a
+    vendored copy, and none is left pointing at the network."""
+    asv = pytest.importorskip("asv")
+    template = (Path(asv.__file__).parent / "www" / "index.html").read_text()
+    offline = _benchmarks_module("dashboard_offline")
+    html, unknown = offline.localize(template)
+    assert unknown == []
+    assert re.findall(r'<script[^>]*src="https://', html) == []
+    assert re.findall(r'<link[^>]*href="https://[^"]*\.css"', html) == []
+    assert sorted(re.findall(r'"vendor/([^"]+)"', html)) == sorted(offline.VENDORED.values())
