@@ -2,7 +2,8 @@
 
 On a shared machine an absolute time drifts by 2-3x from one day to the next; two
 contenders timed in turn, in the same process and the same minute, see the same weather,
-so their ratio is comparable across days and machines. Each ``track_`` benchmark builds its
+so their ratio holds across days, and across machines of a kind, far better than either
+time (threads aside: see ``one_blas_thread``). Each ``track_`` benchmark builds its
 contenders in ``setup`` (compilation, warm caches), then runs ``ROUNDS`` rounds in which
 every contender runs once in turn, and returns the ratio of the medians.
 
@@ -12,9 +13,12 @@ regression. Only the public API is used (``Network``, ``fit``), so the suites ru
 commit of the history that has it; a contender that cannot run here (PyTorch not
 installed) makes ``setup`` raise ``NotImplementedError``, which asv records as skipped.
 
-Workloads (``common.WORKLOADS``) on 10,000 MNIST images (``common.images``); an engine
-epoch is one public ``fit(..., epochs=1)``, its input check included.
+Workloads (``common.WORKLOADS``) on 10,000 MNIST images (``common.images``; the stream
+ratio 40,000); an engine epoch is one public ``fit(..., epochs=1)``, its input check
+included. benchmarks/README.md has the ratios' history and how to run them.
 """
+
+import time
 
 import numpy as np
 
@@ -53,13 +57,20 @@ def engine_epoch(backend, workload, dtype, X, y):
     return run
 
 
-def seconds(contenders, rounds=None):
+def seconds(contenders, rounds=None, clock=time.process_time):
     """Seconds per call of each contender (a list per name), from ``rounds`` (default
-    ``ROUNDS``) rounds in which every contender runs once in turn (``compare.interleaved``)."""
+    ``ROUNDS``) rounds in which every contender runs once in turn (``compare.interleaved``).
+
+    By default the process's CPU time: the serial ratios' contenders each run on this
+    process's one thread (``one_blas_thread``), and CPU time leaves out the slices in which
+    the machine gave the core to someone else. Wall time on the loaded VM let a 20 ms
+    engine epoch and a 600 ms PyTorch epoch meet different shares of preemption: two runs
+    of identical code read ratios 1.35-1.43x apart. Threads need wall time (their CPU time
+    adds up), so the parallel ratio passes ``time.perf_counter``."""
     from .compare import interleaved
 
     named = [(name, run, "") for name, run in contenders.items()]
-    return interleaved(named, ROUNDS if rounds is None else rounds)
+    return interleaved(named, ROUNDS if rounds is None else rounds, clock)
 
 
 def median_ratio(times, numerator, denominator):
@@ -105,7 +116,8 @@ class ParallelRatio(_Ratio):
                      for b in ("numba", "numba-parallel")}
 
     def track_parallel_over_numba(self):
-        return median_ratio(seconds(self.runs), "numba-parallel", "numba")
+        times = seconds(self.runs, clock=time.perf_counter)
+        return median_ratio(times, "numba-parallel", "numba")
 
 
 class PeerRatio(_Ratio):

@@ -211,15 +211,17 @@ def build(factories):
     return ready, skipped
 
 
-def interleaved(contenders, repeats):
-    """Seconds per run: each repeat runs every contender once, in turn."""
+def interleaved(contenders, repeats, clock=time.perf_counter):
+    """Seconds per run: each repeat runs every contender once, in turn. ``clock``: wall
+    time by default; the asv ratio suites pass ``time.process_time`` for single-threaded
+    contenders (see bench_ratios.py)."""
     times = {name: [] for name, _, _ in contenders}
     for _ in range(repeats):
         for name, run, _ in contenders:
             gc.collect()
-            start = time.perf_counter()
+            start = clock()
             run()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
