@@ -129,22 +129,30 @@ def test_ratio_benchmark_measures_a_ratio_on_a_few_rows(monkeypatch, cls, method
 
 
 def test_regression_guard_runs_asv_continuous_on_the_ratio_suites():
-    """The guard's command: asv continuous with the factor, BASE then HEAD, the serial
-    ratios always and the threaded ratio only when asked for; every selected benchmark
-    exists in the suite."""
+    """The guard's command: asv continuous with the factor, BASE then HEAD, and a selection
+    that asv resolves (against "name(params)") to the steady ratios by default and to every
+    ratio benchmark with --all."""
     guard = _benchmarks_module("guard")
     bench_ratios = _benchmarks_module("bench_ratios")
-    command = guard.asv_command("main", "HEAD", 1.3, threads=False)
+    names = []
+    for cls in [getattr(bench_ratios, n) for n in dir(bench_ratios)
+                if n.endswith("Ratio") and not n.startswith("_")]:
+        for method in [m for m in dir(cls) if m.startswith("track_")]:
+            name = f"bench_ratios.{cls.__name__}.{method}"
+            params = getattr(cls, "params", ())
+            names += ([f"{name}({p!r})" for p in params[0]] if params else [name])
+
+    def selected(command):
+        patterns = [command[i + 1] for i, a in enumerate(command) if a == "--bench"]
+        return {n for n in names if any(re.search(p, n) for p in patterns)}
+
+    command = guard.asv_command("main", "HEAD", 1.3, every_ratio=False)
     assert command[1:6] == ["-m", "asv", "continuous", "--factor", "1.3"]
     assert command[-2:] == ["main", "HEAD"]
-    patterns = [command[i + 1] for i, a in enumerate(command) if a == "--bench"]
-    suites = [n for n in dir(bench_ratios) if n.endswith("Ratio") and not n.startswith("_")]
-    chosen = {s for s in suites if any(re.search(p, f"bench_ratios.{s}.x") for p in patterns)}
-    assert chosen == set(suites) - {"ParallelRatio"}
-    threaded = guard.asv_command("main", "HEAD", 1.3, threads=True)
-    patterns = [threaded[i + 1] for i, a in enumerate(threaded) if a == "--bench"]
-    assert {s for s in suites
-            if any(re.search(p, f"bench_ratios.{s}.x") for p in patterns)} == set(suites)
+    assert selected(command) == set(names) - {
+        "bench_ratios.ParallelRatio.track_parallel_over_numba",
+        "bench_ratios.StreamRatio.track_epoch_over_stream('float32')"}
+    assert selected(guard.asv_command("main", "HEAD", 1.3, every_ratio=True)) == set(names)
 
 
 def test_offline_dashboard_replaces_every_cdn_library_of_asvs_page():
