@@ -38,6 +38,7 @@ def numba_cache_in_asv_environment():
     os.environ["NUMBA_CACHE_DIR"] = str(root / commit[:12])
     return os.environ["NUMBA_CACHE_DIR"]
 
+
 # The workloads of issue 4's goal table. ``lr`` is Nielsen's eta for the seeds' network and
 # a rate that trains the others stably; speed does not depend on it.
 WORKLOADS = {
