@@ -13,8 +13,8 @@ By default it guards the ratios that held still between two runs on the loaded t
 VM (within 0.89-1.06): numba over the oracle, over scikit-learn and over PyTorch, and the
 float64 epoch over one NumPy pass. Left out unless ``--all``: numba-parallel over numba
 (wall time, threads: it reads the load) and the float32 stream ratio, whose memory-bound
-epoch and pass share the memory bandwidth with other processes (8.4 and 11.8 for the
-same seeds' path). Arguments after ``--`` go to asv (``-- --show-stderr``).
+epoch and pass share the memory bandwidth with other processes (8.4 and 11.8 in those
+two runs). Arguments after ``--`` go to asv (``-- --show-stderr``).
 """
 
 import argparse
