@@ -23,5 +23,15 @@ def backends():
     return {"numpy": True, "numba": True, "numba-parallel": True, "cuda": availability()}
 
 
-__all__ = ["Network", "Sequential", "DivergenceError", "backends", "layers", "load",
-           "optimizers", "__version__"]
+def __getattr__(name):
+    # The scikit-learn estimators load scikit-learn (and SciPy) on first use, so that
+    # `import engine` stays quick for code that never touches them.
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+__all__ = ["Network", "Sequential", "DivergenceError", "MLPClassifier", "MLPRegressor",
+           "backends", "layers", "load", "optimizers", "__version__"]

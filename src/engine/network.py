@@ -826,6 +826,30 @@ class Network:
             return y.reshape(1)  # a class label
         return y.reshape(1, -1)
 
+    # -- pickling: the state, never the backend's compiled dispatchers --------------------
+
+    def __getstate__(self):
+        """Everything but the backend object (it holds compiled kernels) and the views
+        into the flat parameters; :meth:`__setstate__` rebuilds both."""
+        self._sync_parameters()
+        state = dict(self.__dict__)
+        for key in ("_backend", "_bias_views", "_weight_views", "_weights_shown",
+                    "_biases_shown"):
+            state.pop(key, None)
+        state["backend"] = self.backend
+        return state
+
+    def __setstate__(self, state):
+        # arrays may come back read-only (joblib memory-maps them); training writes to them
+        state = {key: value.copy() if isinstance(value, np.ndarray)
+                 and not value.flags.writeable else value for key, value in state.items()}
+        backend = state.pop("backend")
+        self.__dict__.update(state)
+        self._bias_views, self._weight_views = self._unflatten(self._params, copy=False)
+        self._weights_shown = list(self._weight_views)
+        self._biases_shown = list(self._bias_views)
+        self.backend = backend
+
     def __repr__(self):
         extra = f", batch_norm={list(self.batch_norm)}" if any(self.batch_norm) else ""
         activation = (self.activation if isinstance(self.activation, str)
