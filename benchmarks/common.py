@@ -117,6 +117,23 @@ def images(n, dtype="float64"):
     return X, y, source + tiled
 
 
+def held_out_split(n, dtype="float32", n_held_out=2_000):
+    """``(X, y, X_test, y_test, description)``: the source set's images but the last
+    ``n_held_out`` tiled to ``n`` training images, and those last ones, never trained on,
+    to measure accuracy (the drop-in row of ``compare.py``)."""
+    pixels, labels, source = _pixels()
+    keep = pixels.shape[0] - n_held_out
+    X = np.empty((n, pixels.shape[1]), dtype=dtype)
+    for lo in range(0, n, keep):
+        hi = min(n, lo + keep)
+        X[lo:hi] = pixels[:hi - lo]
+    X /= 255
+    X_test = pixels[keep:].astype(dtype) / 255
+    return (X, np.resize(labels[:keep], n), X_test, labels[keep:],
+            f"{source}: the first {keep:,} tiled to {n:,} images, the last {n_held_out:,} "
+            f"held out")
+
+
 def rss_mb():
     """Resident memory of this process in MB (Linux /proc; else the peak from getrusage)."""
     try:

@@ -9,7 +9,10 @@ Contenders, on the same data and settings: the engine's ``numba`` and ``numba-pa
 backends, its NumPy oracle (``backend="numpy"``), PyTorch on the CPU (``nn.Sequential`` +
 ``optim.SGD``) and scikit-learn's ``MLPClassifier(solver="sgd")`` (momentum 0, no L2
 penalty; it always uses a softmax output with cross-entropy). PyTorch and scikit-learn are
-optional: a contender that is not installed is skipped with a note.
+optional: a contender that is not installed is skipped with a note. The drop-in row
+(``dropin``) times whole fits of ``engine.MLPClassifier()`` and scikit-learn's
+``MLPClassifier()`` with their defaults (three epochs of 48,000 images: the first 8,000 of
+the set tiled, the last 2,000 held out for the accuracy in the note column).
 
 Method: every contender is built and run once first (compilation, caches), then each
 repeat runs one epoch (or one prediction) of every contender in turn, so that a background
@@ -37,10 +40,10 @@ import numpy as np
 
 try:  # run as a script (python benchmarks/compare.py) or imported by asv / the tests
     from .bench_startup import FIRST_FIT
-    from .common import WORKLOADS, images, network_kwargs
+    from .common import WORKLOADS, held_out_split, images, network_kwargs
 except ImportError:
     from bench_startup import FIRST_FIT
-    from common import WORKLOADS, images, network_kwargs
+    from common import WORKLOADS, held_out_split, images, network_kwargs
 
 import engine
 
@@ -181,6 +184,45 @@ def sklearn_predictor(dtype, X, y):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.partial_fit(X[:200], y[:200], classes=np.arange(10))
     return (lambda: model.predict(X)), ""
+
+
+# The drop-in row: engine.MLPClassifier() against scikit-learn's MLPClassifier(), both with
+# their defaults ([784, 100, 10] ReLU, Adam, batch 200, alpha 1e-4), three epochs
+# (max_iter=3) of a whole fit each, accuracy on images neither trained on.
+DROPIN_ROWS = 48_000
+DROPIN_EPOCHS = 3
+
+
+class Accuracies(list):
+    """The held-out accuracy of every fit of a contender; prints as the median."""
+
+    def __str__(self):
+        return f"accuracy {100 * float(np.median(self)):.2f}%" if self else ""
+
+
+def dropin_trainer(make, X, y, X_test, y_test):
+    from sklearn.exceptions import ConvergenceWarning
+
+    accuracies = Accuracies()
+
+    def run():
+        with warnings.catch_warnings():  # three epochs do not converge: the warning says so
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = make().fit(X, y)
+        accuracies.append(float(np.mean(model.predict(X_test) == y_test)))
+
+    return run, accuracies
+
+
+def dropin_factories(X, y, X_test, y_test):
+    def ours():
+        return engine.MLPClassifier(max_iter=DROPIN_EPOCHS)
+
+    def theirs():
+        return _sklearn()[0](max_iter=DROPIN_EPOCHS)
+
+    return [("engine numba", lambda: dropin_trainer(ours, X, y, X_test, y_test)),
+            ("scikit-learn", lambda: dropin_trainer(theirs, X, y, X_test, y_test))]
 
 
 def oracle_compute_predictor(dtype, X):
@@ -407,6 +449,16 @@ def goals(results, extra):
     for dtype in ("float32", "float64"):
         faster_check(f"prediction, 10,000 images ({dtype}): ≥ 2× faster than the oracle",
                      "predict", dtype, "engine numpy", 2)
+    faster_check("drop-in MLPClassifier(), float32: ≥ 15× faster than scikit-learn's",
+                 "dropin", "float32", "scikit-learn", 15)
+    for res in results:
+        if res["workload"] == "dropin" and res["dtype"] == "float32":
+            notes = {name: note for name, _, note in res["contenders"]}
+            ours, theirs = notes.get("engine numba"), notes.get("scikit-learn")
+            if ours and theirs:
+                gap = 100 * (float(np.median(theirs)) - float(np.median(ours)))
+                check("drop-in MLPClassifier(): accuracy within half a point of "
+                      "scikit-learn's", gap <= 0.5, f"{-gap:+.2f} points")
     for text, backend, dtype, value in extra:
         if "RSS" in text:
             check(f"memory ({backend}): {text} ≤ 64 MB", value <= 64, f"{value:.1f} MB")
@@ -449,9 +501,9 @@ def chart(results, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", default="seeds,ce100,deep,perlayer,predict",
+    parser.add_argument("--workloads", default="seeds,ce100,deep,perlayer,predict,dropin",
                         help="comma-separated subset of: " + ", ".join(
-                            list(WORKLOADS) + ["predict"]))
+                            list(WORKLOADS) + ["predict", "dropin"]))
     parser.add_argument("--dtypes", default=None,
                         help="comma-separated; default float32 and float64 for the seeds' "
                              "network and prediction, float32 for the others")
@@ -479,7 +531,7 @@ def main(argv=None):
     if args.quick:
         args.rows, args.repeats, args.no_startup = min(args.rows, 2_000), 1, True
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = set(workloads) - set(WORKLOADS) - {"predict"}
+    unknown = set(workloads) - set(WORKLOADS) - {"predict", "dropin"}
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}")
 
@@ -489,7 +541,13 @@ def main(argv=None):
         default = ("float32", "float64") if workload in ("seeds", "predict") else ("float32",)
         dtypes = args.dtypes.split(",") if args.dtypes else default
         for dtype in dtypes:
-            if workload == "predict":
+            if workload == "dropin":
+                rows = DROPIN_ROWS if args.rows == 50_000 else args.rows
+                X, y, X_test, y_test, _ = held_out_split(rows, dtype)
+                factories = dropin_factories(X, y, X_test, y_test)[:1 if args.no_peers else 2]
+                label = (f"drop-in: MLPClassifier() defaults, {DROPIN_EPOCHS} epochs of "
+                         f"{rows:,} images, whole fit")
+            elif workload == "predict":
                 X, y, _ = images(min(args.rows, PREDICT_ROWS), dtype)
                 factories = [(f"engine {b}", lambda b=b: engine_predictor(b, dtype, X))
                              for b in ENGINE_BACKENDS]

@@ -287,3 +287,21 @@ def test_assigned_coefs_of_the_wrong_shape_are_named():
         clf.predict(X)
     clf.coefs_ = [c.T for c in clf.coefs_]
     clf.predict(X)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
+def test_engine_extras_match_the_oracle_through_the_estimator(backend):
+    """dropout and batch_norm (no scikit-learn peer): a compiled backend against the NumPy
+    oracle (float64 1e-10, as in test_training_agreement.py), and they learn."""
+    X, y = _data("multiclass", n=120)
+    y = (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, 2] > 0.5)  # learnable classes
+    params = dict(hidden_layer_sizes=(8, 6), dropout=[0.2, 0.1], batch_norm=[True, False],
+                  batch_size=16, max_iter=30, learning_rate_init=0.01, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fast = engine.MLPClassifier(backend=backend, **params).fit(X, y)
+        slow = engine.MLPClassifier(backend="numpy", **params).fit(X, y)
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_):
+        assert _relative(a, b) <= 1e-10
+    np.testing.assert_allclose(fast._net._bn_running, slow._net._bn_running, rtol=1e-10)
+    assert fast.score(X, y) > 0.8
