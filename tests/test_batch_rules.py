@@ -206,3 +206,60 @@ def test_full_batch_loss_gradient_matches_oracle_and_calculus(threaded, backend)
                 oracle_net, X, y.astype(np.int64), np.zeros((0, 3)), plan)[0])
         params[k] = saved
         assert (costs[0] - costs[1]) / 2e-6 == pytest.approx(want_grad[k], abs=1e-7)
+
+
+# -- Network.fit(sample_weight=, class_weight=) ------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_fit_with_sample_and_class_weights_matches_oracle(backend):
+    oracle_net, fast_net = twins(backend, [6, 5, 4])
+    X, y = make_classification(150, 6, 4, seed=8)
+    weights = np.random.default_rng(9).uniform(0.0, 2.0, 150)
+    histories = [net.fit(X, y, epochs=2, batch_size=7, lr=0.05, optimizer="adam",
+                         sample_weight=weights, class_weight={0: 3.0, 2: 0.5},
+                         validation_fraction=0.2)
+                 for net in (oracle_net, fast_net)]
+    assert_twins_agree(oracle_net, fast_net, RTOL["float64"], *histories)
+
+
+def test_weights_multiply_each_samples_share_of_the_mean():
+    """Weights of 2 everywhere double every gradient of the batch mean (Keras' reduction):
+    plain SGD then takes the steps of twice the rate; class weights are per-sample weights
+    per label, and "balanced" is n / (k · count)."""
+    X, y = make_classification(60, 4, 3, seed=10)
+    y[:5] = 1  # unequal class counts
+    make = lambda: engine.Network([4, 5, 3], seed=0)
+    doubled, faster = make(), make()
+    doubled.fit(X, y, epochs=2, batch_size=6, lr=0.05, sample_weight=np.full(60, 2.0))
+    faster.fit(X, y, epochs=2, batch_size=6, lr=0.1)
+    np.testing.assert_allclose(doubled._params, faster._params, rtol=1e-12, atol=1e-15)
+    per_class, per_sample = make(), make()
+    per_class.fit(X, y, epochs=1, batch_size=6, lr=0.1, optimizer="adam",
+                  class_weight="balanced")
+    counts = np.bincount(y, minlength=3)
+    per_sample.fit(X, y, epochs=1, batch_size=6, lr=0.1, optimizer="adam",
+                   sample_weight=(60 / (3 * counts))[y])
+    np.testing.assert_array_equal(per_class._params, per_sample._params)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(sample_weight=np.ones(7)), r"one weight per sample, shape \(8,\)"),
+    (dict(sample_weight=-np.ones(8)), "non-negative"),
+    (dict(sample_weight=np.zeros(8)), "all zero"),
+    (dict(class_weight={5: 1.0}), "keys must be class labels 0..2"),
+    (dict(class_weight="even"), "dict"),
+])
+def test_bad_weights_are_named_and_change_nothing(kwargs, message):
+    X, y = make_classification(8, 4, 3, seed=11)
+    net = engine.Network([4, 5, 3], seed=0)
+    before = net._params.copy()
+    with pytest.raises((ValueError, TypeError), match=message):
+        net.fit(X, y, **kwargs)
+    np.testing.assert_array_equal(net._params, before)
+
+
+def test_class_weight_needs_class_labels():
+    net = engine.Network([2, 3, 2], seed=0)
+    with pytest.raises(ValueError, match="class_weight applies to class labels"):
+        net.fit(np.zeros((4, 2)), np.zeros((4, 2)), class_weight="balanced")

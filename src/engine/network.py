@@ -366,7 +366,7 @@ class Network:
             rho=None, l2=0.0, dropout=0.0, lr_schedule="constant", early_stopping=False,
             patience=10, min_delta=0.0, validation_fraction=None,
             monitor_training_cost=False, monitor_training_accuracy=False, callbacks=None,
-            checkpoint=None, resume=None):
+            checkpoint=None, resume=None, sample_weight=None, class_weight=None):
         """Train by mini-batch gradient descent: ``w ← w − (lr/m)·Σ∇`` per mini-batch, or
         another optimiser's rule.
 
@@ -441,6 +441,17 @@ class Network:
             after its last epoch up to ``epochs`` in all, with the same data and options
             (checked), to the same result as the uninterrupted run on the same backend.
 
+        sample_weight : array, shape (n_samples,), optional
+            A non-negative weight per sample: each sample's cost (and so its gradient) is
+            multiplied by it, and a mini-batch's cost stays the mean over its m samples,
+            Σ sᵢ·Cᵢ / m, as Keras' and torch's weighted losses are reduced (scikit-learn's
+            estimators divide by Σ sᵢ instead, see :class:`engine.MLPClassifier`). Weights
+            apply to training only, not to validation.
+        class_weight : dict or "balanced", optional
+            With class labels: a weight per class, ``{label: weight}`` (missing labels weigh
+            1), or "balanced", n / (k · count of the class) over the k classes present, as
+            in scikit-learn and Keras; it multiplies ``sample_weight``.
+
         Returns
         -------
         history : dict
@@ -473,6 +484,8 @@ class Network:
         resumed = None if resume is None else self._read_checkpoint(resume)
         source = self if resumed is None else resumed[1]
         X, labels, targets = self._training_arrays(*source._scaled(X, y))
+        weights = training.sample_weights(sample_weight, class_weight, labels, X.shape[0],
+                                          self.sizes[-1], self.dtype)
         validation = None
         if validation_data is not None:
             if validation_fraction is not None:
@@ -495,7 +508,7 @@ class Network:
 
         self.history = training.run(self, X, labels, targets, epochs, batch_size, lr, shuffle,
                                     opts, validation, report, checkpoint=checkpoint,
-                                    resume=resumed)
+                                    resume=resumed, sample_weight=weights)
         return self.history
 
     def _read_checkpoint(self, path):

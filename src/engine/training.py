@@ -633,6 +633,54 @@ def _resume(net, checkpoint, plan, opts):
     return int(progress["epochs_done"]), bool(progress["stopped"])
 
 
+def sample_weights(sample_weight, class_weight, labels, n, n_out, dtype):
+    """``fit``'s ``sample_weight`` times the weights of ``class_weight`` per label, checked,
+    as one C-contiguous array of ``dtype`` (None when both are None)."""
+    if sample_weight is None and class_weight is None:
+        return None
+    weights = np.ones(n)
+    if sample_weight is not None:
+        try:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"sample_weight must be an array of numbers; got "
+                            f"{type(sample_weight).__name__}") from None
+        if weights.shape != (n,):
+            raise ValueError(f"sample_weight must have one weight per sample, shape ({n},); "
+                             f"got shape {weights.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError("sample_weight must hold finite, non-negative numbers")
+    if class_weight is not None:
+        if not labels.size:
+            raise ValueError("class_weight applies to class labels; this fit has float "
+                             "targets (use sample_weight)")
+        if isinstance(class_weight, str) and class_weight == "balanced":
+            counts = np.bincount(labels, minlength=n_out)
+            present = counts > 0
+            per_class = np.zeros(n_out)
+            per_class[present] = n / (np.count_nonzero(present) * counts[present])
+        elif isinstance(class_weight, dict):
+            per_class = np.ones(n_out)
+            for label, value in class_weight.items():
+                if isinstance(label, (bool, np.bool_)) or not isinstance(
+                        label, numbers.Integral) or not 0 <= label < n_out:
+                    raise ValueError(f"class_weight keys must be class labels 0..{n_out - 1}; "
+                                     f"got {label!r}")
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                        np.isfinite(value) and value >= 0):
+                    raise ValueError(f"class_weight[{label}] must be a finite, non-negative "
+                                     f"number; got {value!r}")
+                per_class[label] = value
+        else:
+            raise TypeError(f"class_weight must be a dict {{label: weight}} or 'balanced'; "
+                            f"got {class_weight!r}")
+        weights = weights * per_class[labels]
+    if not np.any(weights > 0):
+        raise ValueError("sample weights are all zero: at least one sample must have a "
+                         "non-zero weight")
+    return np.ascontiguousarray(weights, dtype=dtype)
+
+
 def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validation=None,
         report=None, on_progress=None, checkpoint=None, resume=None, sample_weight=None,
         updates_per_call=None):
@@ -649,7 +697,8 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     ``net`` adopts that network's state and the run continues after the checkpoint's last
     epoch, as the uninterrupted run would have. Nothing on ``net`` changes before every
     check has passed. ``sample_weight``: None or one weight per row of ``X`` in the
-    network's dtype (see :class:`Plan`; with a mini-batch's sums divided by its size).
+    network's dtype (see :class:`Plan`, and :func:`sample_weights`; a mini-batch's sums are
+    divided by its size); a held-out validation fraction takes its rows' weights out.
     ``on_progress(samples_done, n)`` is called every ``updates_per_call`` mini-batches
     (see ``Network._train_epochs``).
     """
@@ -657,7 +706,7 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
         raise ValueError("batch_size must be at least 2 with batch normalisation (the batch "
                          "statistics of one sample are undefined)")
     plan = Plan(net, opts.optimizer, opts.hyper.copy(), opts.dropout)
-    plan.sample_weight = sample_weight
+    plan.sample_weight = sample_weight  # rows of X; cut to the training rows below
     unsupported = plan.features() | ({"l2"} if opts.l2 else set())
     if net._n_bn:
         unsupported.add("batch_norm")
@@ -669,16 +718,20 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
                          f"use 'numba', 'numba-parallel' or 'numpy'")
     n_samples, val_rows = X.shape[0], None
     if opts.validation_fraction is not None or (opts.early_stopping and validation is None):
-        if sample_weight is not None:
-            raise ValueError("sample weights need explicit validation data, not a held-out "
-                             "fraction")
         fraction = 0.1 if opts.validation_fraction is None else opts.validation_fraction
         stored = None if resume is None else resume[2][1].get("validation_rows")
         (X, labels, targets), validation, val_rows = split_validation(
             net, X, labels, targets, fraction, stored)
+        if sample_weight is not None:
+            keep = np.ones(n_samples, dtype=bool)
+            keep[val_rows] = False
+            plan.sample_weight = np.ascontiguousarray(sample_weight[keep])
     n = X.shape[0]
     settings = _settings(net, n_samples, 0 if validation is None else validation[0].shape[0],
                          epochs, batch_size, lr, shuffle, opts)
+    if sample_weight is not None:  # a resumed run must weigh the samples alike
+        settings["sample_weight"] = [float(np.sum(sample_weight, dtype=np.float64)),
+                                     float(np.sum(np.square(sample_weight, dtype=np.float64)))]
     plan.hyper[codes.H_WEIGHT_DECAY] = opts.l2 / n
 
     history = {"loss": []}
