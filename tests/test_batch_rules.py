@@ -17,8 +17,8 @@ import pytest
 import engine
 from engine import oracle, training
 from engine.kernels import codes
-from conftest import make_classification
-from test_training_agreement import COMPILED, RTOL, assert_twins_agree, close, twins
+from conftest import assert_close_relative as close, make_classification
+from test_training_agreement import COMPILED, RTOL, assert_twins_agree, twins
 
 
 def _plan(net, optimizer, *, weights=None, total=True, l2_batch=0.0, cost_scale=1.0,
@@ -128,7 +128,7 @@ def _train_twins(backend, dtype, optimizer, make_plan, epochs=2, batch_size=7, l
 @pytest.mark.parametrize("optimizer", ["velocity", "velocity_nesterov", "adam_folded", "sgd"])
 @pytest.mark.parametrize("total", [True, False], ids=["weight total", "batch size"])
 def test_sample_weights_and_batch_l2_match_oracle(row_paths, threaded, backend, dtype,
-                                                  optimizer, total):
+                                                 optimizer, total):
     weights = np.random.default_rng(4).uniform(0.0, 3.0, 151)
     weights[::10] = 0.0  # a zero weight takes no part, as in scikit-learn
 
@@ -158,11 +158,10 @@ def test_cost_scale_and_regression_targets_match_oracle(threaded, backend):
     assert_twins_agree(oracle_net, fast_net, RTOL["float64"])
     close(np.array(got), np.array(want), RTOL["float64"])
     # the scale changes the report only: the same run unscaled gives the same parameters
-    with threaded(backend):
-        (_, plain_net), (_, unscaled) = _train_twins(
-            backend, "float64", "adam_folded",
-            lambda net: _plan(net, "adam_folded", l2_batch=0.1), targets=True,
-            output="identity", cost="quadratic")
+    (_, plain_net), (_, unscaled) = _train_twins(
+        backend, "float64", "adam_folded",
+        lambda net: _plan(net, "adam_folded", l2_batch=0.1), targets=True,
+        output="identity", cost="quadratic")
     np.testing.assert_array_equal(plain_net._params, fast_net._params)
     assert not np.allclose(unscaled, got)
 
@@ -212,14 +211,15 @@ def test_full_batch_loss_gradient_matches_oracle_and_calculus(threaded, backend)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_fit_with_sample_and_class_weights_matches_oracle(backend):
+def test_fit_with_sample_and_class_weights_matches_oracle(threaded, backend):
     oracle_net, fast_net = twins(backend, [6, 5, 4])
     X, y = make_classification(150, 6, 4, seed=8)
     weights = np.random.default_rng(9).uniform(0.0, 2.0, 150)
-    histories = [net.fit(X, y, epochs=2, batch_size=7, lr=0.05, optimizer="adam",
-                         sample_weight=weights, class_weight={0: 3.0, 2: 0.5},
-                         validation_fraction=0.2)
-                 for net in (oracle_net, fast_net)]
+    with threaded(backend):
+        histories = [net.fit(X, y, epochs=2, batch_size=7, lr=0.05, optimizer="adam",
+                             sample_weight=weights, class_weight={0: 3.0, 2: 0.5},
+                             validation_fraction=0.2)
+                     for net in (oracle_net, fast_net)]
     assert_twins_agree(oracle_net, fast_net, RTOL["float64"], *histories)
 
 

@@ -24,6 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import engine
+from conftest import relative_error as _relative
 
 BACKENDS = ["numpy", "numba", "numba-parallel"]
 RTOL = 1e-8
@@ -43,8 +44,6 @@ def _data(kind, n=90, n_in=6, seed=0):
     return X, y
 
 
-def _relative(a, b):
-    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300)
 
 
 def _assert_same_model(ours, theirs, rtol=RTOL):
@@ -96,7 +95,7 @@ CASES = {
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_one_epoch_equals_scikit_learn(backend, case):
+def test_one_epoch_equals_scikit_learn(threaded, backend, case):
     kind, extra = CASES[case]
     X, y = _data(kind)
     weights = None
@@ -104,7 +103,8 @@ def test_one_epoch_equals_scikit_learn(backend, case):
         weights = np.random.default_rng(1).uniform(0.0, 3.0, X.shape[0])
     params = dict(hidden_layer_sizes=(5, 4), alpha=1e-3, batch_size=16, max_iter=1,
                   shuffle=False, random_state=0, **extra)
-    ours, theirs = _from_same_start(params, X, y, backend, weights)
+    with threaded(backend):
+        ours, theirs = _from_same_start(params, X, y, backend, weights)
     _assert_same_model(ours, theirs)
     assert ours.n_iter_ == theirs.n_iter_ == 1 and ours.t_ == theirs.t_
     assert ours.out_activation_ == theirs.out_activation_
@@ -115,18 +115,19 @@ def test_one_epoch_equals_scikit_learn(backend, case):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_partial_fit_keeps_the_optimiser_state_as_scikit_learn(backend):
+def test_partial_fit_keeps_the_optimiser_state_as_scikit_learn(threaded, backend):
     X, y = _data("multiclass")
     params = dict(hidden_layer_sizes=(5,), solver="adam", learning_rate_init=0.01,
                   batch_size=16, random_state=0)
     theirs = neural_network.MLPClassifier(**params)
     ours = engine.MLPClassifier(backend=backend, **params)
     weights = np.random.default_rng(2).uniform(0.5, 2.0, X.shape[0])
-    for est in (theirs, ours):
-        for part in range(3):
-            rows = slice(30 * part, 30 * part + 30)
-            est.partial_fit(X[rows], y[rows], classes=[0, 1, 2],
-                            sample_weight=weights[rows])
+    with threaded(backend):
+        for est in (theirs, ours):
+            for part in range(3):
+                rows = slice(30 * part, 30 * part + 30)
+                est.partial_fit(X[rows], y[rows], classes=[0, 1, 2],
+                                sample_weight=weights[rows])
     _assert_same_model(ours, theirs)
     assert ours.t_ == theirs.t_ == 90 and ours.loss_curve_ == pytest.approx(
         theirs.loss_curve_, rel=RTOL)
@@ -158,7 +159,7 @@ def test_epochs_shuffles_and_stopping_follow_scikit_learn(backend, params):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])
-def test_lbfgs_ten_iterations_equal_scikit_learn(backend, kind):
+def test_lbfgs_ten_iterations_equal_scikit_learn(threaded, backend, kind):
     X, y = _data(kind)
     params = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=10, alpha=1e-2,
                   random_state=0)
@@ -166,7 +167,7 @@ def test_lbfgs_ten_iterations_equal_scikit_learn(backend, kind):
         neural_network.MLPClassifier
     mine = engine.MLPRegressor if kind == "regression" else engine.MLPClassifier
     weights = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threaded(backend):
         warnings.simplefilter("ignore", ConvergenceWarning)
         theirs = peer(**params).fit(X, y, sample_weight=weights)
         ours = mine(backend=backend, **params).fit(X, y, sample_weight=weights)
@@ -290,14 +291,14 @@ def test_assigned_coefs_of_the_wrong_shape_are_named():
 
 
 @pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
-def test_engine_extras_match_the_oracle_through_the_estimator(backend):
+def test_engine_extras_match_the_oracle_through_the_estimator(threaded, backend):
     """dropout and batch_norm (no scikit-learn peer): a compiled backend against the NumPy
     oracle (float64 1e-10, as in test_training_agreement.py), and they learn."""
     X, y = _data("multiclass", n=120)
     y = (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, 2] > 0.5)  # learnable classes
     params = dict(hidden_layer_sizes=(8, 6), dropout=[0.2, 0.1], batch_norm=[True, False],
                   batch_size=16, max_iter=30, learning_rate_init=0.01, random_state=0)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threaded(backend):
         warnings.simplefilter("ignore", ConvergenceWarning)
         fast = engine.MLPClassifier(backend=backend, **params).fit(X, y)
         slow = engine.MLPClassifier(backend="numpy", **params).fit(X, y)
