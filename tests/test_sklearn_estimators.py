@@ -306,3 +306,24 @@ def test_engine_extras_match_the_oracle_through_the_estimator(threaded, backend)
         assert _relative(a, b) <= 1e-10
     np.testing.assert_allclose(fast._net._bn_running, slow._net._bn_running, rtol=1e-10)
     assert fast.score(X, y) > 0.8
+
+
+def test_dropout_masks_follow_random_state():
+    """The same random_state gives the same masks, also when dropout is switched on for a
+    warm-started fit of a network first fitted without it."""
+    X, y = _data("multiclass")
+    fits = []
+    for _ in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = engine.MLPClassifier(hidden_layer_sizes=(5,), max_iter=2,
+                                       random_state=0).fit(X, y)
+            clf.set_params(dropout=0.3, warm_start=True).fit(X, y)
+        fits.append(clf)
+    for a, b in zip(fits[0].coefs_, fits[1].coefs_):
+        np.testing.assert_array_equal(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        other = engine.MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=1,
+                                     dropout=0.3).fit(X, y)
+    assert not np.allclose(other.coefs_[0], fits[0].coefs_[0])

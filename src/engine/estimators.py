@@ -193,14 +193,11 @@ class _BaseMLP(BaseEstimator):
                self.backend, self._batch_norm_flags(len(layer_units) - 2))
         net = getattr(self, "_net", None)
         if net is None or self._net_key != key:
-            seed = None
-            if self._uses_dropout():  # draws nothing from random_state otherwise
-                seed = self._random_state.randint(np.iinfo(np.int32).max)
             cost = "quadratic" if self.out_activation_ == "identity" else "cross_entropy"
             net = Network(list(layer_units), activation=ACTIVATIONS[self.activation],
                           output=_OUTPUTS[self.out_activation_], cost=cost,
                           init="glorot_uniform", dtype=dtype.name, backend=self.backend,
-                          seed=seed, batch_norm=key[-1])
+                          seed=0, batch_norm=key[-1])
             self._net, self._net_key = net, key
         return net
 
@@ -292,6 +289,10 @@ class _BaseMLP(BaseEstimator):
             self._learning_rate = float(self.learning_rate_init)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        if self._uses_dropout():
+            # masks from random_state, drawn only with dropout so that the shuffles and
+            # the validation split stay scikit-learn's otherwise
+            net.rng = np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max))
         if self._net_key[-1] and any(self._net_key[-1]) and self.batch_size == 1:
             raise ValueError("batch_norm needs batch_size of at least 2")
         early_stopping = self.early_stopping
