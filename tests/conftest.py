@@ -206,3 +206,37 @@ def threaded(monkeypatch):
             yield
 
     return lambda backend: threads_run() if backend == "numba-parallel" else nullcontext()
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real Dask cluster for the tests of engine.dask: two worker processes of one thread
+    each (one Numba thread each, engine.dask.worker_environment), no dashboard. A lost
+    worker is retried once (allowed-failures=1), so that the fault tests stay short."""
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    import engine.dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.comm.timeouts.connect": "30s"}):
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            env=engine.dask.worker_environment(), silence_logs=50)
+        client = distributed.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+
+
+@pytest.fixture
+def time_bound():
+    """Bounds a test's time (pytest-timeout is not a dependency): past ``seconds`` the
+    process prints every thread's stack and exits, so a hang fails the run loudly."""
+    import faulthandler
+
+    def arm(seconds):
+        faulthandler.dump_traceback_later(seconds, exit=True)
+    yield arm
+    faulthandler.cancel_dump_traceback_later()

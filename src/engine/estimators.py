@@ -422,6 +422,16 @@ class _BaseMLP(BaseEstimator):
         labels, targets = self._kernel_targets(y, net.dtype)
         plan = self._plan(net, "lbfgs")
         plan.sample_weight = sample_weight
+
+        def objective():
+            with np.errstate(over="ignore", invalid="ignore"):
+                return net._backend.loss_gradient(net, X, labels, targets, plan)
+        self._minimize_lbfgs(net, objective)
+
+    def _minimize_lbfgs(self, net, objective):
+        """SciPy's L-BFGS-B from ``coefs_``/``intercepts_``; ``objective()`` returns the
+        loss and the flat gradient (laid out like ``net._params``) at the network's
+        current parameters (engine.dask sums it over a cluster's workers)."""
         shapes = [c.shape for c in self.coefs_] + [i.shape for i in self.intercepts_]
         sizes = [int(np.prod(s)) for s in shapes]
         bounds = np.cumsum([0] + sizes)
@@ -436,8 +446,7 @@ class _BaseMLP(BaseEstimator):
         def loss_and_gradient(packed):
             unpack(packed)
             self._push(net)
-            with np.errstate(over="ignore", invalid="ignore"):
-                loss, flat = net._backend.loss_gradient(net, X, labels, targets, plan)
+            loss, flat = objective()
             biases, weights = net._unflatten(flat, copy=False)
             grad = np.concatenate([w.T.ravel() for w in weights]
                                   + [b.ravel() for b in biases])

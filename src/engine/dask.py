@@ -1,0 +1,788 @@
+"""Training beyond one machine on a Dask cluster: :func:`fit`.
+
+Dask does the scheduling, the placement of the data and the transport; this module brings
+the compiled kernels to the row blocks of Dask arrays. Three strategies:
+
+``"stream"``
+    One trainer (this process) trains on the row blocks as the cluster computes them,
+    fetching the next block while it trains on the current one. A mini-batch that
+    straddles two blocks is carried over: the rows left after a block's whole mini-batches
+    wait for the next block, and each block's whole mini-batches run in one compiled call.
+    With ``shuffle=False`` the result equals fitting the concatenated arrays, bit for bit,
+    whatever the chunking. With shuffling, each epoch visits the blocks in an order drawn
+    from the model's generator and the rows of each block in an order drawn next, as the
+    block is reached.
+``"lbfgs"``
+    Exact data-parallel L-BFGS: every worker computes the full-batch loss and gradient
+    of the blocks it holds with the compiled kernel; the client sums them and takes
+    SciPy's L-BFGS-B steps (estimators with ``solver="lbfgs"``).
+``"average"``
+    Data-parallel SGD by parameter averaging: every worker trains a copy on the blocks it
+    holds for a round (one epoch), then parameters and optimiser state are averaged,
+    weighted by the samples each copy saw, and sent back out.
+
+Only parameters travel between rounds; the blocks stay where Dask placed them. The model
+on the client changes only once a whole round has come back: a worker lost in a round
+makes Dask recompute its part (its retries), or ``fit`` raises with the model as it was
+after the last complete round.
+"""
+
+import copy
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
+
+import numpy as np
+
+from . import _validation as check
+from . import training
+from .errors import DivergenceError
+from .kernels import codes
+from .network import Network
+
+STRATEGIES = ("stream", "lbfgs", "average")
+
+# Network.fit options the strategies honour; the rest are refused by name.
+_NETWORK_OPTIONS = {"epochs", "batch_size", "lr", "shuffle", "verbose", "optimizer", "momentum",
+                    "beta1", "beta2", "eps", "rho", "l2", "dropout", "lr_schedule",
+                    "callbacks"}
+
+
+class WorkerLostError(RuntimeError):
+    """A round could not complete on the cluster (its workers died more often than Dask's
+    ``distributed.scheduler.allowed-failures`` allows); the model is as it was after the
+    last complete round."""
+
+
+def worker_environment(numba_threads=1, cache_dir=None):
+    """Environment for the engine's worker processes: one Numba thread each (a worker
+    runs one task per thread already) and, optionally, a shared compiled-kernel cache.
+
+    Pass it to ``LocalCluster(env=...)``, or export it before ``dask worker``.
+
+    >>> worker_environment()
+    {'NUMBA_NUM_THREADS': '1'}
+    """
+    env = {"NUMBA_NUM_THREADS": str(check.positive_int("numba_threads", numba_threads))}
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    return env
+
+
+def warm_workers(client, dtypes=("float64", "float32")):
+    """Load the compiled kernels on every worker once (from the on-disk cache where it
+    holds them, else compiling and writing them), so that no task pays for compilation.
+    Returns ``{worker address: seconds spent}``."""
+    return client.run(_warm, tuple(dtypes))
+
+
+def _warm(dtypes):
+    import time
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        X = rng.random((8, 3)).astype(dtype)
+        for optimizer in ("sgd", "adam"):
+            Network([3, 4, 2], dtype=dtype, seed=0).fit(X, np.arange(8) % 2, batch_size=4,
+                                                          optimizer=optimizer)
+    return time.perf_counter() - start
+
+
+def fit(model, X, y, *, strategy="stream", client=None, prefetch=2, **fit_kwargs):
+    """Train ``model`` on Dask arrays, on a Dask cluster.
+
+    Parameters
+    ----------
+    model : engine.Network, engine.MLPClassifier or engine.MLPRegressor
+        For an estimator its parameters rule training (``fit_kwargs`` must be empty); for
+        a Network, ``fit_kwargs`` are :meth:`engine.Network.fit`'s (epochs, batch_size,
+        lr, shuffle, verbose, the optimiser's, l2, dropout, lr_schedule, callbacks).
+    X : dask.array.Array, shape (n_samples, n_features)
+        Chunked by rows (a chunking across columns is merged).
+    y : dask.array.Array or array-like, shape (n_samples,) or (n_samples, n_outputs)
+        The targets, as the model's ``fit`` takes them; rechunked to X's row blocks.
+    strategy : {"stream", "lbfgs", "average"}
+        See the module's description. "lbfgs" is for estimators with ``solver="lbfgs"``;
+        "stream" and "average" for Networks and estimators with ``solver="sgd"`` or
+        ``"adam"``.
+    client : dask.distributed.Client, optional
+        Default: the current client.
+    prefetch : int
+        "stream": how many blocks are computed ahead of the one in training.
+
+    Returns
+    -------
+    model
+        The model, trained (a Network's ``history`` holds the epochs' records).
+    """
+    import dask.array as da
+    from dask.distributed import default_client
+
+    strategy = check.choice("strategy", strategy, STRATEGIES)
+    if not isinstance(X, da.Array):
+        raise TypeError(f"X must be a dask.array.Array chunked by rows; got "
+                        f"{type(X).__name__} (use engine's fit for NumPy arrays, or "
+                        f"dask.array.from_array(X, chunks=(rows, -1)))")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}")
+    if any(np.isnan(c).any() for c in X.chunks):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: it has 0 samples")
+    X = X.rechunk({1: -1})
+    y = _aligned_targets(y, X)
+    if client is None:
+        try:
+            client = default_client()
+        except ValueError:
+            raise ValueError("engine.dask.fit needs a Dask client: create one "
+                             "(dask.distributed.Client(...)) or pass client=") from None
+    prefetch = check.positive_int("prefetch", prefetch)
+    data = _Blocks(client, X, y)
+    if isinstance(model, Network):
+        driver = _NetworkDriver(model, data, fit_kwargs)
+    elif hasattr(model, "_fit_stochastic") and hasattr(model, "_fit_lbfgs"):
+        if fit_kwargs:
+            raise TypeError(f"fit_kwargs apply to a Network; an estimator takes its "
+                            f"parameters (got {', '.join(sorted(fit_kwargs))})")
+        driver = _EstimatorDriver(model, data)
+    else:
+        raise TypeError(f"model must be an engine.Network, engine.MLPClassifier or "
+                        f"engine.MLPRegressor; got {type(model).__name__}")
+    if strategy == "lbfgs":
+        driver.fit_lbfgs()
+    else:
+        driver.fit_stochastic(_Stream(data, prefetch) if strategy == "stream"
+                              else _Average(data))
+    return model
+
+
+def _aligned_targets(y, X):
+    import dask.array as da
+
+    if not isinstance(y, da.Array):
+        y = np.asarray(y)
+        if y.ndim == 0 or y.shape[0] != X.shape[0]:
+            raise ValueError(f"y must have one row per sample of X ({X.shape[0]}); got "
+                             f"shape {y.shape}")
+        return da.from_array(y, chunks=(X.chunks[0],) + tuple((s,) for s in y.shape[1:]))
+    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs) with "
+                         f"n_samples = {X.shape[0]}; got {y.shape}")
+    return y.rechunk((X.chunks[0],) + ((-1,) if y.ndim == 2 else ()))
+
+
+# ---------------------------------------------------------------------------------------
+# The data: row blocks of (X, y) on the cluster
+# ---------------------------------------------------------------------------------------
+
+
+class _Blocks:
+    """The row blocks of X and y as delayed pairs, and their sizes."""
+
+    def __init__(self, client, X, y):
+        import dask
+
+        self.client = client
+        self.X, self.y = X, y
+        self.sizes = np.array(X.chunks[0], dtype=np.int64)
+        self.n_samples = int(X.shape[0])
+        self.n_features = int(X.shape[1])
+        xs, ys = X.to_delayed().ravel(), y.to_delayed().ravel()
+        self.pairs = [dask.delayed(_pair, pure=True)(a, b) for a, b in zip(xs, ys)]
+
+    def targets(self):
+        """All of y on the client (one pass; targets are small beside X)."""
+        return np.asarray(self.y.compute())
+
+    def placed(self, encoder):
+        """The blocks as kernel blocks kept on the workers, and their groups: a list of
+        block-index lists, one per worker, each a contiguous run of blocks with about the
+        same number of rows. The groups depend on the number of workers only, so what
+        the strategies compute from them does not depend on where Dask placed the blocks
+        (nor on a worker lost and replaced). Dask computes the blocks in one go (it keeps
+        neighbouring root tasks on one worker) and runs each group's task where most of
+        its blocks sit."""
+        import dask
+
+        client = self.client
+        workers = sorted(client.scheduler_info()["workers"])
+        if not workers:
+            raise ValueError("the Dask cluster has no workers")
+        ends = np.cumsum(self.sizes)
+        share = np.minimum((ends - 1) * len(workers) // max(self.n_samples, 1),
+                           len(workers) - 1)
+        # a block belongs to the worker whose share of the rows holds its last row
+        groups = {}
+        for index, group in enumerate(share):
+            groups.setdefault(int(group), []).append(index)
+        # one graph from the source to each kernel block: a lost block is recomputed
+        blocks = client.compute([dask.delayed(_kernel_block, pure=False)(encoder, pair)
+                                 for pair in self.pairs])
+        try:
+            _wait(blocks)
+        except BaseException:
+            client.cancel(blocks)
+            raise
+        return blocks, [indices for _, indices in sorted(groups.items())]
+
+
+def _pair(a, b):
+    return a, b
+
+
+def _kernel_block(encoder, pair):
+    """A block as the kernels take it: ``(X, labels, targets)`` in the model's dtype."""
+    X, y = pair
+    return encoder(X, y)
+
+
+class _NetworkEncoder:
+    """Checks and converts one block for a Network (its normalisation applied)."""
+
+    def __init__(self, net):
+        self.n_in, self.n_out, self.dtype = net.sizes[0], net.sizes[-1], net.dtype
+        self.normalization = net.normalization
+
+    def __call__(self, X, y):
+        if self.normalization is not None:
+            X, y = self.normalization.transform(X), self.normalization.transform_targets(y)
+        X = check.features(X, self.n_in, self.dtype)
+        labels, targets = check.targets(y, X.shape[0], self.n_out, self.dtype)
+        return np.require(X, self.dtype, ["C", "W"]), labels, targets
+
+
+class _EstimatorEncoder:
+    """Checks and converts one block for a fitted-to-be estimator (its label encoding)."""
+
+    def __init__(self, est, dtype):
+        self.est, self.dtype = est, dtype
+
+    def __call__(self, X, y):
+        from sklearn.utils.validation import check_array
+
+        X = check_array(X, dtype=self.dtype)
+        if X.shape[1] != self.est.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the estimator is expecting "
+                             f"{self.est.n_features_in_} features as input")
+        y = self.est._encode_targets(np.asarray(y))
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        labels, targets = self.est._kernel_targets(y, self.dtype)
+        return np.require(X, self.dtype, ["C", "W"]), labels, targets
+
+
+# ---------------------------------------------------------------------------------------
+# Training over consecutive blocks: whole mini-batches per compiled call, a carried rest
+# ---------------------------------------------------------------------------------------
+
+
+class _Carry:
+    """Trains a sequence of blocks as if they were one array: each call trains the whole
+    mini-batches of (rest of the previous blocks + this block) in one compiled call and
+    keeps the rows that do not fill a mini-batch for the next call."""
+
+    def __init__(self, net, plan, batch_size, lr):
+        self.net, self.plan, self.batch_size, self.lr = net, plan, batch_size, lr
+        self.rest = None
+        self.total = 0.0
+        self.samples = 0
+
+    def add(self, block):
+        X, labels, targets = block
+        if self.rest is not None:
+            X, labels, targets = (np.concatenate([r, b]) if b.shape[0] else b
+                                  for r, b in zip(self.rest, (X, labels, targets)))
+        whole = X.shape[0] // self.batch_size * self.batch_size
+        if whole:
+            self._train(X, labels, targets, whole)
+        self.rest = None if whole == X.shape[0] else tuple(
+            np.ascontiguousarray(a[whole:]) if a.shape[0] else a
+            for a in (X, labels, targets))
+
+    def finish(self):
+        """Train the last, short mini-batch; returns the summed cost of the pass."""
+        if self.rest is not None:
+            self._train(*self.rest, self.rest[0].shape[0])
+            self.rest = None
+        return self.total
+
+    def _train(self, X, labels, targets, rows):
+        order = np.arange(rows, dtype=np.int64)
+        if self.plan is not None:
+            self.plan.draw_mask(self.net.rng, rows)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.total += self.net._backend.train(self.net, X, labels, targets, order, 0,
+                                                  rows, self.batch_size, self.lr,
+                                                  plan=self.plan)
+        self.samples += rows
+
+
+def _shuffled_rows(block, rng):
+    """The block's rows in an order drawn from ``rng``."""
+    rows = rng.permutation(block[0].shape[0])
+    return tuple(a[rows] if a.shape[0] else a for a in block)
+
+
+def _train_blocks(net, plan, blocks, batch_size, lr, rng):
+    """One pass over ``blocks`` (an iterable of kernel blocks, already in the pass's
+    order): ``rng`` None trains the rows in order, else shuffles each block's rows."""
+    carry = _Carry(net, plan, batch_size, lr)
+    for block in blocks:
+        carry.add(block if rng is None else _shuffled_rows(block, rng))
+    return carry.finish()
+
+
+# ---------------------------------------------------------------------------------------
+# "stream": one trainer, blocks computed by the cluster and fetched ahead
+# ---------------------------------------------------------------------------------------
+
+
+class _Stream:
+    """Runs each epoch on this process over blocks the cluster computes."""
+
+    def __init__(self, data, prefetch):
+        self.data, self.prefetch = data, prefetch
+
+    def start(self, encoder):
+        self.encoder = encoder
+
+    def epoch(self, net, plan, batch_size, lr, shuffle, rng):
+        """Train one epoch; returns its summed cost."""
+        n_blocks = len(self.data.pairs)
+        order = rng.permutation(n_blocks) if shuffle else np.arange(n_blocks)
+        return _train_blocks(net, plan, self._fetched(order), batch_size, lr,
+                             rng if shuffle else None)
+
+    def _fetched(self, order):
+        """The blocks in ``order``, each computed by the cluster and transferred while the
+        previous one trains (at most ``prefetch`` computed ahead)."""
+        client = self.data.client
+        pending = deque()
+        queue = iter(order)
+        with ThreadPoolExecutor(1, thread_name_prefix="engine-fetch") as fetcher:
+            def submit():
+                index = next(queue, None)
+                if index is not None:
+                    future = client.compute(self.data.pairs[index])
+                    pending.append((future, fetcher.submit(future.result)))
+            for _ in range(self.prefetch + 1):
+                submit()
+            try:
+                while pending:
+                    future, fetching = pending.popleft()
+                    pair = _result(fetching)
+                    future.release()
+                    submit()
+                    yield self.encoder(*pair)
+            finally:
+                for future, fetching in pending:
+                    future.cancel()
+
+
+def _result(fetching):
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return fetching.result()
+    except KilledWorker as exc:
+        raise WorkerLostError(f"a block could not be computed: {exc}. Dask retried it on "
+                              f"other workers and gave up (distributed.scheduler."
+                              f"allowed-failures); the model keeps its last complete "
+                              f"epoch") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# "average": a copy per worker on the blocks it holds, averaged each round
+# ---------------------------------------------------------------------------------------
+
+
+class _Average:
+    """Parameter averaging over the workers that hold the blocks."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def start(self, encoder):
+        self.blocks, self.groups = self.data.placed(encoder)
+        self.round = 0
+        self.token = uuid.uuid4().hex  # task keys unique to this fit
+
+    def epoch(self, net, plan, batch_size, lr, shuffle, rng):
+        client = self.data.client
+        self.round += 1
+        tasks = []
+        # the first copy carries the model's own generators, so that with one worker a
+        # round is the stream's epoch; the others draw from streams of their own
+        base = (None if len(self.groups) == 1 else
+                int(rng.integers(2**31) if hasattr(rng, "integers") else rng.randint(2**31)))
+        shared = rng is net.rng
+        for copy_index, indices in enumerate(self.groups):
+            seed = None if copy_index == 0 else [base, self.round, copy_index]
+            tasks.append(client.submit(
+                _train_copy, net, plan, [self.blocks[i] for i in indices], batch_size, lr,
+                shuffle, None if shared else rng, seed,
+                key=f"engine-average-{self.token}-{self.round}-{copy_index}", pure=False))
+        results = _gather(client, tasks)
+        _average_into(net, results)
+        # the generators continue from the first copy's
+        _adopt_generator(net.rng, results[0]["net_rng"])
+        if not shared:
+            _adopt_generator(rng, results[0]["rng"])
+        return sum(r["total"] for r in results)
+
+    def close(self):
+        for future in getattr(self, "blocks", ()):
+            future.release()
+
+
+def _train_copy(net, plan, blocks, batch_size, lr, shuffle, rng, seed):
+    """A worker's round: train its copy of ``net`` over its blocks (shuffled with ``rng``,
+    or with the network's generator where ``rng`` is None; ``seed`` replaces both)."""
+    if seed is not None:
+        net.rng = np.random.default_rng(seed)
+        rng = None
+    rng = net.rng if rng is None else rng
+    if shuffle:
+        blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+    total = _train_blocks(net, plan, blocks, batch_size, lr, rng if shuffle else None)
+    samples = sum(b[0].shape[0] for b in blocks)
+    return {"params": net._params, "slots": net._opt_slots, "step": int(net._opt_step[0]),
+            "running": net._bn_running, "net_rng": net.rng, "rng": rng,
+            "samples": samples, "total": total}
+
+
+def _adopt_generator(rng, other):
+    """Move ``rng`` (a Generator or RandomState) to ``other``'s state, in place."""
+    if hasattr(rng, "bit_generator"):
+        rng.bit_generator.state = other.bit_generator.state
+    else:
+        rng.set_state(other.get_state())
+
+
+def _average_into(net, results):
+    """Weighted average of the copies' parameters, optimiser state and batch-norm running
+    statistics into ``net`` (all at once, after the whole round came back)."""
+    n = sum(r["samples"] for r in results)
+    shares = [r["samples"] / n for r in results]
+    params = sum(s * r["params"] for s, r in zip(shares, results))
+    slots = sum(s * r["slots"] for s, r in zip(shares, results))
+    running = sum(s * r["running"] for s, r in zip(shares, results))
+    step = int(round(sum(s * r["step"] for s, r in zip(shares, results))))
+    net._params[...] = params
+    if net._opt_slots.shape == slots.shape:
+        net._opt_slots[...] = slots
+    net._opt_step[0] = step
+    net._bn_running[...] = running
+
+
+def _gather(client, futures):
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return client.gather(futures)
+    except KilledWorker as exc:
+        raise WorkerLostError(f"a round could not complete: {exc}. Dask retried it on other "
+                              f"workers and gave up (distributed.scheduler."
+                              f"allowed-failures); the model keeps its last complete "
+                              f"round") from exc
+    finally:
+        for future in futures:
+            future.release()
+
+
+def _wait(futures):
+    """Wait until ``futures`` are computed on the cluster (their data stays there)."""
+    from distributed import wait
+    from distributed.scheduler import KilledWorker
+
+    pending = list(futures)
+    while pending:  # Dask's wait has no FIRST_EXCEPTION: stop at the first failure
+        done, not_done = wait(pending, return_when="FIRST_COMPLETED")
+        for future in done:
+            if future.status != "finished":
+                try:
+                    future.result()
+                except KilledWorker as exc:
+                    raise WorkerLostError(
+                        f"a block could not be computed: {exc}. Dask retried it on other "
+                        f"workers and gave up (distributed.scheduler.allowed-failures)"
+                    ) from exc
+        pending = list(not_done)
+
+
+# ---------------------------------------------------------------------------------------
+# The drivers: the epoch loop and its records, as Network.fit and the estimators keep them
+# ---------------------------------------------------------------------------------------
+
+
+class _NetworkDriver:
+    """Network.fit's loop (options, optimiser memory, schedule, history, callbacks,
+    divergence) around a strategy's epochs."""
+
+    def __init__(self, net, data, kwargs):
+        unknown = set(kwargs) - _NETWORK_OPTIONS
+        if unknown:
+            raise ValueError(f"engine.dask.fit does not support {', '.join(sorted(unknown))} "
+                             f"for a Network; it takes {', '.join(sorted(_NETWORK_OPTIONS))}")
+        if data.n_features != net.sizes[0]:
+            raise ValueError(f"X has {data.n_features} features but the network's input "
+                             f"layer has {net.sizes[0]}")
+        self.net, self.data = net, data
+        self.epochs = check.positive_int("epochs", kwargs.get("epochs", 1))
+        self.batch_size = check.positive_int("batch_size", kwargs.get("batch_size", 10))
+        self.lr = check.positive_float("lr", kwargs.get("lr", 0.1))
+        self.shuffle = bool(kwargs.get("shuffle", True))
+        self.verbose = kwargs.get("verbose", 0)
+        self.opts = training.options(net, **{k: kwargs[k] for k in kwargs if k in (
+            "optimizer", "momentum", "beta1", "beta2", "eps", "rho", "l2", "dropout",
+            "lr_schedule", "callbacks")})
+
+    def fit_lbfgs(self):
+        raise ValueError("strategy='lbfgs' trains estimators with solver='lbfgs' "
+                         "(engine.MLPClassifier / MLPRegressor); a Network trains with "
+                         "'stream' or 'average'")
+
+    def fit_stochastic(self, strategy):
+        net, opts, n = self.net, self.opts, self.data.n_samples
+        if net._n_bn and self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2 with batch normalisation")
+        plan = training.Plan(net, opts.optimizer, opts.hyper.copy(), opts.dropout)
+        unsupported = (plan.features() | ({"l2"} if opts.l2 else set())
+                       | ({"batch_norm"} if net._n_bn else set()))
+        unsupported -= set(getattr(net._backend, "features", ()))
+        if unsupported:
+            raise ValueError(f"backend {net.backend!r} does not support "
+                             f"{', '.join(sorted(unsupported))}; use 'numba' or 'numpy'")
+        plan.hyper[codes.H_WEIGHT_DECAY] = opts.l2 / n
+        net._usable_parameters()
+        encoder = _NetworkEncoder(net)
+        strategy.start(encoder)
+        # the task (classification or regression) from the first block's targets
+        first = encoder(*self.data.client.compute(self.data.pairs[0]).result())
+        history = {"loss": []}
+        scheduled = type(opts.schedule) is not training.Constant
+        if scheduled:
+            history["lr"] = []
+        plan.lr = training.scheduled_rate(opts.schedule, opts.schedule.start(self.lr, n), 0)
+        net._adopt_task(first[1])
+        training.ensure_optimizer_state(net, opts.optimizer)
+        net.history = history
+        try:
+            for epoch in range(self.epochs):
+                saved = _state(net)
+                total = strategy.epoch(net, plan, self.batch_size, plan.lr, self.shuffle,
+                                       net.rng)
+                mean_cost = float(total) / n
+                if not np.isfinite(mean_cost) or not np.isfinite(net._params).all():
+                    _restore(net, saved)
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch + 1}: the loss became "
+                        f"{mean_cost}. The network keeps the parameters from the end of "
+                        f"epoch {epoch}. Try a smaller learning rate than {plan.lr}.", epoch)
+                history["loss"].append(mean_cost)
+                if scheduled:
+                    history["lr"].append(plan.lr)
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}/{self.epochs} - loss: {mean_cost:.4f}",
+                          flush=True)
+                plan.lr = training.scheduled_rate(
+                    opts.schedule, opts.schedule.after_epoch(epoch, history), epoch + 1)
+                stop = False
+                for cb in opts.callbacks:
+                    stop = training._call(cb, epoch, history) or stop
+                if stop:
+                    break
+        finally:
+            getattr(strategy, "close", lambda: None)()
+        return history
+
+
+def _state(net):
+    return (net._params.copy(), net._opt_slots.copy(), net._opt_step.copy(),
+            net._bn_running.copy(), copy.deepcopy(net.rng))
+
+
+def _restore(net, saved):
+    params, slots, step, running, rng = saved
+    net._params[...] = params
+    net._opt_slots, net._opt_step = slots, step
+    net._bn_running[...] = running
+    net.rng = rng
+
+
+class _EstimatorDriver:
+    """The estimators' setup and epoch loop (scikit-learn's bookkeeping: ``loss_curve_``,
+    ``t_``, ``invscaling`` and ``adaptive`` rates, the ``tol`` stop) around a strategy's
+    epochs, and their L-BFGS with the loss and gradient summed over the workers."""
+
+    def __init__(self, est, data):
+        est._validate_params()
+        if getattr(est, "early_stopping", False):
+            raise ValueError("engine.dask.fit does not support early_stopping=True (its "
+                             "validation split would need the rows in memory); use "
+                             "early_stopping=False")
+        if getattr(est, "class_weight", None) is not None:
+            raise ValueError("engine.dask.fit does not support class_weight yet; fit "
+                             "without it")
+        self.est, self.data = est, data
+
+    def _setup(self):
+        """What the estimator's ``_fit`` does before its solver, with y on the client and X
+        checked block by block."""
+        from sklearn.preprocessing import LabelBinarizer
+        from sklearn.utils import check_random_state, column_or_1d
+        from sklearn.utils.validation import validate_data
+
+        est, data = self.est, self.data
+        hidden = est.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if any(not isinstance(h, Integral) or h <= 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        y = data.targets()
+        first_pass = not hasattr(est, "coefs_") or not est.warm_start
+        rows = min(data.n_samples, 2)
+        sample = np.asarray(data.X[:rows].compute())
+        dtype = est._input_dtypes(first_pass)
+        validate_data(est, sample, reset=first_pass, dtype=dtype)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if est._is_classifier():
+            if first_pass:
+                est._label_binarizer = LabelBinarizer().fit(y)
+                est.classes_ = est._label_binarizer.classes_
+            elif set(np.unique(y)) != set(est.classes_):
+                raise ValueError(f"warm_start can only be used where `y` has the same classes "
+                                 f"as in the previous call to fit. Previously got "
+                                 f"{est.classes_}")
+        encoded = est._encode_targets(y)
+        if encoded.ndim == 1:
+            encoded = encoded.reshape(-1, 1)
+        est.n_outputs_ = encoded.shape[1]
+        layer_units = [data.n_features] + hidden + [est.n_outputs_]
+        est._random_state = check_random_state(est.random_state)
+        data_dtype = (np.dtype(data.X.dtype) if isinstance(dtype, tuple)
+                      and np.dtype(data.X.dtype) in map(np.dtype, dtype) else
+                      np.dtype(dtype[0] if isinstance(dtype, tuple) else dtype))
+        if first_pass:
+            est._initialize(encoded, layer_units, data_dtype)
+        net = est._network(layer_units)
+        est._push(net)
+        return net, _EstimatorEncoder(est, net.dtype)
+
+    def fit_stochastic(self, strategy):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        est = self.est
+        if est.solver not in ("sgd", "adam"):
+            raise ValueError(f"strategy 'stream' and 'average' train solver='sgd' or 'adam'; "
+                             f"this estimator has solver={est.solver!r} (use "
+                             f"strategy='lbfgs')")
+        net, encoder = self._setup()
+        n = self.data.n_samples
+        training.set_optimizer_state(net, None)
+        est._learning_rate = float(est.learning_rate_init)
+        batch_size = (min(200, n) if est.batch_size == "auto"
+                      else int(np.clip(est.batch_size, 1, n)))
+        plan = est._plan(net, est.solver)
+        training.ensure_optimizer_state(net, plan.optimizer)
+        strategy.start(encoder)
+        adaptive_sgd = est.solver == "sgd"
+        est.n_iter_ = 0
+        try:
+            for _ in range(est.max_iter):
+                lr = est._learning_rate if adaptive_sgd else float(est.learning_rate_init)
+                plan.lr = lr
+                total = strategy.epoch(net, plan, batch_size, lr, est.shuffle,
+                                       est._random_state)
+                est._pull(net)
+                est.n_iter_ += 1
+                est.loss_ = float(total) / n
+                est.t_ += n
+                est.loss_curve_.append(est.loss_)
+                if est.verbose:
+                    print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+                est._update_no_improvement_count(False, None, None, None)
+                if adaptive_sgd and est.learning_rate == "invscaling":
+                    est._learning_rate = (float(est.learning_rate_init)
+                                          / (est.t_ + 1) ** est.power_t)
+                if est._no_improvement_count > est.n_iter_no_change:
+                    if est._trigger_stopping(
+                            "Training loss did not improve more than tol=%f for %d "
+                            "consecutive epochs." % (est.tol, est.n_iter_no_change)):
+                        break
+                    est._no_improvement_count = 0
+                if est.n_iter_ == est.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                  "the optimization hasn't converged yet." % est.max_iter,
+                                  ConvergenceWarning)
+        finally:
+            getattr(strategy, "close", lambda: None)()
+        _check_finite(est)
+
+    def fit_lbfgs(self):
+        est = self.est
+        if est.solver != "lbfgs":
+            raise ValueError(f"strategy='lbfgs' needs solver='lbfgs'; this estimator has "
+                             f"solver={est.solver!r} (use 'stream' or 'average')")
+        if est._uses_dropout() or any(est._batch_norm_flags(1 + len(np.atleast_1d(
+                est.hidden_layer_sizes)) - 2)):
+            raise ValueError("solver='lbfgs' minimises a fixed loss: it does not combine "
+                             "with dropout or batch_norm; use solver='adam' or 'sgd'")
+        net, encoder = self._setup()
+        client, data = self.data.client, self.data
+        plan = est._plan(net, "lbfgs")
+        alpha = plan.hyper[codes.H_L2_BATCH]
+        plan.hyper[codes.H_L2_BATCH] = 0.0  # added once, on the client
+        blocks, placement = data.placed(encoder)
+        groups = [[blocks[i] for i in indices] for indices in placement]
+        n = data.n_samples
+        calls = [0]
+        token = uuid.uuid4().hex
+
+        def objective():
+            calls[0] += 1
+            tasks = [client.submit(_block_loss_gradient, net, plan, group, pure=False,
+                                   key=f"engine-lbfgs-{token}-{calls[0]}-{i}")
+                     for i, group in enumerate(groups)]
+            parts = _gather(client, tasks)
+            total = sum(p[0] for p in parts)
+            flat = sum(p[1] for p in parts)
+            if alpha:
+                _, weights = net._unflatten(flat, copy=False)
+                penalty = 0.0
+                for nabla, w in zip(weights, net._weight_views):
+                    nabla += alpha * w
+                    penalty += float(np.sum(np.square(w, dtype=np.float64)))
+                total += 0.5 * alpha * penalty
+            return total / n, flat / n
+
+        try:
+            est._minimize_lbfgs(net, objective)
+        finally:
+            for future in blocks:
+                future.release()
+        _check_finite(est)
+
+
+def _block_loss_gradient(net, plan, blocks):
+    """Summed cost and summed gradient (flat, like ``net._params``) of a worker's blocks."""
+    total, flat = 0.0, np.zeros_like(net._params, dtype=np.float64)
+    for X, labels, targets in blocks:
+        rows = X.shape[0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, gradient = net._backend.loss_gradient(net, X, labels, targets, plan)
+        total += float(loss) * rows
+        flat += gradient * rows
+    return total, flat
+
+
+def _check_finite(est):
+    if not all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_):
+        raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                         "contain large values and need to be preprocessed.")
+

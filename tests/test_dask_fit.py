@@ -1,0 +1,322 @@
+"""engine.dask.fit on a real LocalCluster (two worker processes): the stream equals the
+in-memory fit bit for bit for any chunking, L-BFGS summed over workers equals solver="lbfgs"
+on one machine, parameter averaging with one worker equals the plain epoch, the trainer's
+memory stays bounded, and a worker killed during a round changes nothing (or stops fit with
+the model untouched)."""
+
+import copy
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+import engine  # noqa: E402
+import engine.dask as ed  # noqa: E402
+
+# the estimators' fits stop at max_iter on purpose (a few epochs are enough to compare)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+CHUNKINGS = [(600,), (200, 200, 200), (97,) * 6 + (18,), (1, 250, 3, 300, 46), (31,) * 19 + (11,)]
+
+
+@pytest.fixture(autouse=True)
+def bounded(time_bound):
+    time_bound(180)
+
+
+def data(n=600, n_in=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in))
+    labels = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(np.int64) + (X[:, 3] > 1)
+    return X, labels
+
+
+def dask_pair(X, y, chunks):
+    return (da.from_array(X, chunks=(chunks, X.shape[1])),
+            da.from_array(y, chunks=(chunks,) + y.shape[1:]))
+
+
+def network(seed=3):
+    return engine.Network([6, 9, 3], activation="tanh", output="softmax",
+                          cost="cross_entropy", seed=seed)
+
+
+NETWORK_FIT = dict(epochs=2, batch_size=32, lr=0.05, shuffle=False, optimizer="adam", l2=0.5,
+                   dropout=0.2, lr_schedule="step")
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+def test_stream_network_equals_in_memory_fit_bit_for_bit(dask_client, chunks):
+    X, y = data()
+    expected = network()
+    expected.fit(X, y, **NETWORK_FIT)
+    net = network()
+    assert ed.fit(net, *dask_pair(X, y, chunks), **NETWORK_FIT) is net
+    # parameters, Adam's memory and the dropout masks' generator: the same bits
+    np.testing.assert_array_equal(net._params, expected._params)
+    np.testing.assert_array_equal(net._opt_slots, expected._opt_slots)
+    assert net.rng.bit_generator.state == expected.rng.bit_generator.state
+    # an epoch's cost is summed over more calls: equal to rounding
+    np.testing.assert_allclose(net.history["loss"], expected.history["loss"], rtol=1e-12)
+    assert net.history["lr"] == expected.history["lr"]
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS[1:4])
+@pytest.mark.parametrize("kind", ["classifier-sgd", "regressor-adam"])
+def test_stream_estimator_equals_in_memory_fit_bit_for_bit(dask_client, chunks, kind):
+    X, labels = data()
+    if kind == "classifier-sgd":
+        make = lambda: engine.MLPClassifier((7,), solver="sgd", learning_rate="invscaling",  # noqa: E731
+                                            max_iter=3, shuffle=False, random_state=0,
+                                            batch_size=50)
+        y = labels
+    else:
+        make = lambda: engine.MLPRegressor(hidden_layer_sizes=(7,), solver="adam", max_iter=3, shuffle=False,  # noqa: E731
+                                           random_state=0, alpha=0.01)
+        y = np.column_stack([X[:, 0] - X[:, 1], X[:, 2] * 0.5])
+    expected = make().fit(X, y)
+    est = ed.fit(make(), *dask_pair(X, y, chunks))
+    for got, want in zip(est.coefs_ + est.intercepts_, expected.coefs_ + expected.intercepts_):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(est.loss_curve_, expected.loss_curve_, rtol=1e-12)
+    assert est.t_ == expected.t_ and est.n_iter_ == expected.n_iter_
+    np.testing.assert_array_equal(est.predict(X), expected.predict(X))
+
+
+def test_stream_shuffle_follows_the_documented_order(dask_client):
+    """Blocks in an order drawn from the model's generator, then each block's rows in an
+    order drawn as it is reached: the same as fitting the rows in that order, unshuffled."""
+    X, y = data()
+    chunks = (100, 150, 50, 300)
+    bounds = np.cumsum((0,) + chunks)
+    expected = network(seed=5)
+    rng = copy.deepcopy(expected.rng)
+    for _ in range(2):
+        rows = []
+        for block in rng.permutation(len(chunks)):
+            lo, hi = bounds[block], bounds[block + 1]
+            rows.append(lo + rng.permutation(hi - lo))
+        rows = np.concatenate(rows)
+        expected.fit(X[rows], y[rows], epochs=1, batch_size=32, lr=0.1, shuffle=False,
+                     optimizer="momentum")
+    net = network(seed=5)
+    ed.fit(net, *dask_pair(X, y, chunks), epochs=2, batch_size=32, lr=0.1, shuffle=True,
+           optimizer="momentum")
+    np.testing.assert_array_equal(net._params, expected._params)
+    assert net.rng.bit_generator.state == rng.bit_generator.state
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_lbfgs_over_workers_equals_one_machine(dask_client, kind):
+    """Losses and gradients summed over blocks differ from one sum by rounding only;
+    after 25 L-BFGS iterations the parameters agree to 1e-8 relative (float64)."""
+    X, labels = data(800)
+    if kind == "classifier":
+        make = lambda: engine.MLPClassifier((8,), solver="lbfgs", max_iter=25, alpha=1e-3,  # noqa: E731
+                                            random_state=1)
+        y = labels
+    else:
+        make = lambda: engine.MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=25, alpha=1e-2,  # noqa: E731
+                                           random_state=1)
+        y = np.column_stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2]])
+    expected = make().fit(X, y)
+    est = ed.fit(make(), *dask_pair(X, y, (300, 123, 377)), strategy="lbfgs")
+    scale = max(np.abs(c).max() for c in expected.coefs_)
+    for got, want in zip(est.coefs_ + est.intercepts_, expected.coefs_ + expected.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-8 * scale)
+    np.testing.assert_allclose(est.loss_, expected.loss_, rtol=1e-8)
+    assert est.n_iter_ == expected.n_iter_
+
+
+@pytest.fixture(scope="module")
+def one_worker():
+    """A cluster of one worker (in this process) for the one-copy case of averaging."""
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None, worker_dashboard_address=None,
+                                       silence_logs=50)
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_average_with_one_worker_equals_plain_fit(one_worker):
+    X, y = data()
+    expected = network()
+    expected.fit(X, y, **NETWORK_FIT)
+    net = network()
+    ed.fit(net, *dask_pair(X, y, (97,) * 6 + (18,)), strategy="average", client=one_worker,
+           **NETWORK_FIT)
+    np.testing.assert_array_equal(net._params, expected._params)
+    np.testing.assert_array_equal(net._opt_slots, expected._opt_slots)
+    np.testing.assert_array_equal(net._opt_step, expected._opt_step)
+
+    want = engine.MLPClassifier((5,), max_iter=2, shuffle=False, random_state=0).fit(X, y)
+    got = ed.fit(engine.MLPClassifier((5,), max_iter=2, shuffle=False, random_state=0),
+                     *dask_pair(X, y, (200, 400)), strategy="average", client=one_worker)
+    for a, b in zip(got.coefs_, want.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_average_shuffled_with_one_worker_equals_the_stream(one_worker, dask_client):
+    X, y = data()
+    kwargs = dict(epochs=2, batch_size=20, lr=0.1, optimizer="nesterov")
+    streamed, averaged = network(seed=9), network(seed=9)
+    ed.fit(streamed, *dask_pair(X, y, (150,) * 4), client=dask_client, **kwargs)
+    ed.fit(averaged, *dask_pair(X, y, (150,) * 4), strategy="average", client=one_worker,
+           **kwargs)
+    np.testing.assert_array_equal(averaged._params, streamed._params)
+
+
+def test_average_with_two_workers_learns_as_one_machine(dask_client):
+    """Two copies averaged once per epoch: held-out accuracy within a few points of one
+    machine's after the same epochs."""
+    X, y = data(3000, seed=1)
+    X_test, y_test = data(1000, seed=2)
+    kwargs = dict(epochs=8, batch_size=20, lr=0.05, optimizer="adam")
+    single = network()
+    single.fit(X, y, **kwargs)
+    net = network()
+    with distributed.get_task_stream(client=dask_client) as stream:
+        ed.fit(net, *dask_pair(X, y, 500), strategy="average", **kwargs)
+    rounds = [task for task in stream.data if str(task["key"]).startswith("engine-average")]
+    assert len(rounds) == 2 * kwargs["epochs"]
+    assert len({task["worker"] for task in rounds}) == 2, "the copies trained on one worker"
+    assert net.score(X_test, y_test) > single.score(X_test, y_test) - 0.05
+    assert net.score(X_test, y_test) > 0.8
+
+
+def test_stream_memory_stays_bounded(dask_client):
+    """160 MB of rows generated by the cluster in 4 MB blocks: the trainer's resident
+    memory grows by a few blocks, not by the data."""
+    psutil = pytest.importorskip("psutil")
+    n, n_in, rows = 200_000, 100, 5_000
+    X = da.random.RandomState(0).standard_normal((n, n_in), chunks=(rows, n_in))
+    y = da.random.RandomState(1).randint(0, 2, size=n, chunks=rows)
+    net = engine.Network([n_in, 8, 2], output="softmax", cost="cross_entropy", seed=0)
+    ed.fit(net, X[:rows * 2], y[:rows * 2], batch_size=100, lr=0.01)  # compile, allocate
+    process = psutil.Process()
+    baseline = peak = process.memory_info().rss
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.005)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        ed.fit(net, X, y, batch_size=100, lr=0.01)
+    finally:
+        done.set()
+        sampler.join()
+    block = rows * n_in * 8
+    assert X.nbytes == 40 * block
+    assert peak - baseline < 12 * block, (
+        f"trainer grew by {(peak - baseline) / 1e6:.0f} MB for {X.nbytes / 1e6:.0f} MB of "
+        f"data in blocks of {block / 1e6:.0f} MB")
+
+
+# -- faults: a worker process killed in the middle of a computation ----------------------
+
+
+def _kill_once(block, marker):
+    """Kill this worker process the first time any block passes here."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return block
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kill_always(block):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("strategy", ["stream", "average"])
+def test_worker_killed_during_a_round_is_recomputed(dask_client, tmp_path, strategy):
+    X, y = data()
+    kwargs = dict(epochs=2, batch_size=16, lr=0.05, shuffle=False, optimizer="adam")
+    expected = network()
+    ed.fit(expected, *dask_pair(X, y, 150), strategy=strategy, **kwargs)
+    Xd, yd = dask_pair(X, y, 150)
+    marker = str(tmp_path / "killed")
+    Xd = Xd.map_blocks(_kill_once, marker, dtype=Xd.dtype, meta=np.empty((0, 0)))
+    net = network()
+    ed.fit(net, Xd, yd, strategy=strategy, **kwargs)
+    assert os.path.exists(marker), "no worker was killed"
+    np.testing.assert_array_equal(net._params, expected._params)
+    dask_client.wait_for_workers(2, timeout=60)
+
+
+def test_worker_killed_while_training_a_round_is_recomputed(dask_client):
+    """SIGKILL a worker process as soon as it is given its copy's round: Dask recomputes
+    the lost blocks and reruns the round's task; the averaged model is the same bits."""
+    X, y = data(20_000, seed=4)
+    kwargs = dict(epochs=3, batch_size=1, lr=0.01, shuffle=False)
+    expected = network()
+    ed.fit(expected, *dask_pair(X, y, 2500), strategy="average", **kwargs)
+    pids = dask_client.run(os.getpid)
+    killed, stop = [], threading.Event()
+
+    def kill_in_round():
+        while not stop.is_set() and not killed:
+            for worker, keys in dask_client.processing().items():
+                if worker in pids and any(str(k).startswith("engine-average") for k in keys):
+                    os.kill(pids[worker], signal.SIGKILL)
+                    killed.append(worker)
+                    break
+            time.sleep(0.002)
+    killer = threading.Thread(target=kill_in_round)
+    killer.start()
+    try:
+        net = network()
+        ed.fit(net, *dask_pair(X, y, 2500), strategy="average", **kwargs)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was killed during a round"
+    np.testing.assert_array_equal(net._params, expected._params)
+    dask_client.wait_for_workers(2, timeout=60)
+
+
+def test_worker_lost_for_good_stops_fit_and_leaves_the_model(dask_client):
+    X, y = data()
+    net = network()
+    Xd, yd = dask_pair(X, y, 300)
+    ed.fit(net, Xd, yd, epochs=1, batch_size=16, lr=0.05, optimizer="adam")
+    before = (net._params.copy(), net._opt_slots.copy(), net._opt_step.copy(),
+              copy.deepcopy(net.history))
+    with pytest.raises(ed.WorkerLostError, match="allowed-failures"):
+        ed.fit(net, Xd.map_blocks(_kill_always, dtype=Xd.dtype, meta=np.empty((0, 0))), yd, strategy="average",
+               epochs=1, batch_size=16, lr=0.05, optimizer="adam")
+    np.testing.assert_array_equal(net._params, before[0])
+    np.testing.assert_array_equal(net._opt_slots, before[1])
+    np.testing.assert_array_equal(net._opt_step, before[2])
+    assert net.history == before[3]
+    dask_client.wait_for_workers(2, timeout=60)
+
+
+def test_bad_input_is_named(dask_client):
+    X, y = data()
+    Xd, yd = dask_pair(X, y, 200)
+    with pytest.raises(TypeError, match="dask.array.Array"):
+        ed.fit(network(), X, y)
+    with pytest.raises(ValueError, match="strategy"):
+        ed.fit(network(), Xd, yd, strategy="ring")
+    with pytest.raises(ValueError, match="early_stopping"):
+        ed.fit(network(), Xd, yd, early_stopping=True)
+    with pytest.raises(ValueError, match="6 features but the network.s input layer has 7"):
+        ed.fit(engine.Network([7, 3]), Xd, yd)
+    with pytest.raises(ValueError, match="solver='lbfgs'"):
+        ed.fit(engine.MLPClassifier(), Xd, yd, strategy="lbfgs")
+    with pytest.raises(ValueError, match="one row per sample"):
+        ed.fit(network(), Xd, y[:10])
