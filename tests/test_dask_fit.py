@@ -68,7 +68,7 @@ def test_stream_network_equals_in_memory_fit_bit_for_bit(dask_client, chunks):
 
 
 @pytest.mark.parametrize("chunks", CHUNKINGS[1:4])
-@pytest.mark.parametrize("kind", ["classifier-sgd", "regressor-adam"])
+@pytest.mark.parametrize("kind", ["classifier-sgd", "binary-strings-adam", "regressor-adam"])
 def test_stream_estimator_equals_in_memory_fit_bit_for_bit(dask_client, chunks, kind):
     X, labels = data()
     if kind == "classifier-sgd":
@@ -76,6 +76,10 @@ def test_stream_estimator_equals_in_memory_fit_bit_for_bit(dask_client, chunks, 
                                             max_iter=3, shuffle=False, random_state=0,
                                             batch_size=50)
         y = labels
+    elif kind == "binary-strings-adam":
+        make = lambda: engine.MLPClassifier((7,), max_iter=3, shuffle=False,  # noqa: E731
+                                            random_state=0)
+        y = np.array(["no", "yes"])[labels % 2]
     else:
         make = lambda: engine.MLPRegressor(hidden_layer_sizes=(7,), solver="adam", max_iter=3, shuffle=False,  # noqa: E731
                                            random_state=0, alpha=0.01)

@@ -195,7 +195,7 @@ class _Blocks:
 
     def targets(self):
         """All of y on the client (one pass; targets are small beside X)."""
-        return np.asarray(self.y.compute())
+        return np.asarray(self.client.compute(self.y).result())
 
     def placed(self, encoder):
         """The blocks as kernel blocks kept on the workers, and their groups: a list of
@@ -218,9 +218,15 @@ class _Blocks:
         groups = {}
         for index, group in enumerate(share):
             groups.setdefault(int(group), []).append(index)
-        # one graph from the source to each kernel block: a lost block is recomputed
-        blocks = client.compute([dask.delayed(_kernel_block, pure=False)(encoder, pair)
-                                 for pair in self.pairs])
+        # one graph from the source to each kernel block, so that a lost block is
+        # recomputed; each group's blocks are placed on a worker of their own (a hint:
+        # another worker takes them if that one is gone)
+        blocks = [None] * len(self.pairs)
+        for group, indices in groups.items():
+            for index in indices:
+                block = dask.delayed(_kernel_block, pure=False)(encoder, self.pairs[index])
+                blocks[index] = client.compute(block, workers=[workers[group]],
+                                               allow_other_workers=True)
         try:
             _wait(blocks)
         except BaseException:
@@ -267,7 +273,19 @@ class _EstimatorEncoder:
         if X.shape[1] != self.est.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but the estimator is expecting "
                              f"{self.est.n_features_in_} features as input")
-        y = self.est._encode_targets(np.asarray(y))
+        y = np.asarray(y)
+        classes = getattr(self.est, "classes_", None)
+        if self.est.out_activation_ == "softmax" and y.ndim == 1:
+            # class indices straight away (the one-hot rows the kernels would reduce to
+            # them, without scikit-learn's per-call checks)
+            labels = np.searchsorted(classes, y)
+            if np.any(labels >= classes.size) or np.any(classes[np.minimum(
+                    labels, classes.size - 1)] != y):
+                raise ValueError(f"y has labels outside the classes seen in fit "
+                                 f"{classes.tolist()}")
+            return (np.require(X, self.dtype, ["C", "W"]), labels.astype(np.int64),
+                    np.zeros((0, classes.size), self.dtype))
+        y = self.est._encode_targets(y)
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         labels, targets = self.est._kernel_targets(y, self.dtype)
@@ -280,44 +298,50 @@ class _EstimatorEncoder:
 
 
 class _Carry:
-    """Trains a sequence of blocks as if they were one array: each call trains the whole
-    mini-batches of (rest of the previous blocks + this block) in one compiled call and
-    keeps the rows that do not fill a mini-batch for the next call."""
+    """Trains a sequence of blocks as if they were one array. The rows left after the
+    previous block's whole mini-batches and the first rows of this block make one
+    mini-batch (the only rows copied); the rest of the block's whole mini-batches run in
+    one compiled call on the block itself; its last rows wait for the next block."""
 
     def __init__(self, net, plan, batch_size, lr):
         self.net, self.plan, self.batch_size, self.lr = net, plan, batch_size, lr
         self.rest = None
         self.total = 0.0
-        self.samples = 0
 
     def add(self, block):
-        X, labels, targets = block
+        rows, start = block[0].shape[0], 0
         if self.rest is not None:
-            X, labels, targets = (np.concatenate([r, b]) if b.shape[0] else b
-                                  for r, b in zip(self.rest, (X, labels, targets)))
-        whole = X.shape[0] // self.batch_size * self.batch_size
-        if whole:
-            self._train(X, labels, targets, whole)
-        self.rest = None if whole == X.shape[0] else tuple(
-            np.ascontiguousarray(a[whole:]) if a.shape[0] else a
-            for a in (X, labels, targets))
+            start = min(rows, self.batch_size - self.rest[0].shape[0])
+            joined = tuple(np.concatenate([r, b[:start]]) if b.shape[0] else b
+                           for r, b in zip(self.rest, block))
+            if joined[0].shape[0] < self.batch_size:
+                self.rest = joined
+                return
+            self.rest = None
+            self._train(joined, 0, self.batch_size)
+        stop = start + (rows - start) // self.batch_size * self.batch_size
+        if stop > start:
+            self._train(block, start, stop)
+        if stop < rows:
+            self.rest = tuple(np.ascontiguousarray(a[stop:]) if a.shape[0] else a
+                              for a in block)
 
     def finish(self):
         """Train the last, short mini-batch; returns the summed cost of the pass."""
         if self.rest is not None:
-            self._train(*self.rest, self.rest[0].shape[0])
+            self._train(self.rest, 0, self.rest[0].shape[0])
             self.rest = None
         return self.total
 
-    def _train(self, X, labels, targets, rows):
-        order = np.arange(rows, dtype=np.int64)
+    def _train(self, block, start, stop):
+        X, labels, targets = block
+        order = np.arange(X.shape[0], dtype=np.int64)
         if self.plan is not None:
-            self.plan.draw_mask(self.net.rng, rows)
+            self.plan.draw_mask(self.net.rng, stop - start)
         with np.errstate(over="ignore", invalid="ignore"):
-            self.total += self.net._backend.train(self.net, X, labels, targets, order, 0,
-                                                  rows, self.batch_size, self.lr,
+            self.total += self.net._backend.train(self.net, X, labels, targets, order, start,
+                                                  stop, self.batch_size, self.lr,
                                                   plan=self.plan)
-        self.samples += rows
 
 
 def _shuffled_rows(block, rng):
@@ -359,6 +383,8 @@ class _Stream:
     def _fetched(self, order):
         """The blocks in ``order``, each computed by the cluster and transferred while the
         previous one trains (at most ``prefetch`` computed ahead)."""
+        import dask
+
         client = self.data.client
         pending = deque()
         queue = iter(order)
@@ -366,17 +392,19 @@ class _Stream:
             def submit():
                 index = next(queue, None)
                 if index is not None:
-                    future = client.compute(self.data.pairs[index])
+                    # the workers check and convert the block; the trainer only trains
+                    future = client.compute(dask.delayed(_kernel_block, pure=False)(
+                        self.encoder, self.data.pairs[index]))
                     pending.append((future, fetcher.submit(future.result)))
             for _ in range(self.prefetch + 1):
                 submit()
             try:
                 while pending:
                     future, fetching = pending.popleft()
-                    pair = _result(fetching)
+                    block = _result(fetching)
                     future.release()
                     submit()
-                    yield self.encoder(*pair)
+                    yield block
             finally:
                 for future, fetching in pending:
                     future.cancel()
@@ -500,7 +528,8 @@ def _wait(futures):
 
     pending = list(futures)
     while pending:  # Dask's wait has no FIRST_EXCEPTION: stop at the first failure
-        done, not_done = wait(pending, return_when="FIRST_COMPLETED")
+        with futures[0].client.as_current():
+            done, not_done = wait(pending, return_when="FIRST_COMPLETED")
         for future in done:
             if future.status != "finished":
                 try:
@@ -560,14 +589,17 @@ class _NetworkDriver:
         net._usable_parameters()
         encoder = _NetworkEncoder(net)
         strategy.start(encoder)
-        # the task (classification or regression) from the first block's targets
-        first = encoder(*self.data.client.compute(self.data.pairs[0]).result())
+        # the task (classification or regression) from the first targets
+        head = self.data.client.compute(self.data.y[:min(n, 2)]).result()
+        if net.normalization is not None:
+            head = net.normalization.transform_targets(head)
+        head_labels = check.targets(head, head.shape[0], net.sizes[-1], net.dtype)[0]
         history = {"loss": []}
         scheduled = type(opts.schedule) is not training.Constant
         if scheduled:
             history["lr"] = []
         plan.lr = training.scheduled_rate(opts.schedule, opts.schedule.start(self.lr, n), 0)
-        net._adopt_task(first[1])
+        net._adopt_task(head_labels)
         training.ensure_optimizer_state(net, opts.optimizer)
         net.history = history
         try:
@@ -644,7 +676,7 @@ class _EstimatorDriver:
         y = data.targets()
         first_pass = not hasattr(est, "coefs_") or not est.warm_start
         rows = min(data.n_samples, 2)
-        sample = np.asarray(data.X[:rows].compute())
+        sample = np.asarray(data.client.compute(data.X[:rows]).result())
         dtype = est._input_dtypes(first_pass)
         validate_data(est, sample, reset=first_pass, dtype=dtype)
         if y.ndim == 2 and y.shape[1] == 1:

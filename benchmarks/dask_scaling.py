@@ -1,0 +1,170 @@
+"""engine.dask on this machine, side by side in one run: the stream's overhead against the
+in-memory fit, and the speed-up of "lbfgs" and "average" with 2 workers against 1.
+
+    python benchmarks/dask_scaling.py                 # 200,000 rows, 3 interleaved repeats
+    python benchmarks/dask_scaling.py --memory-gb 1   # the trainer's memory over 1 GB of rows
+
+Workers are processes of one thread and one Numba thread each (engine.dask.
+worker_environment). The data (float32, 100 features, 10 classes, a fixed random teacher
+network) is made in this process and sent to the clusters once, persisted before timing, so
+the timings are training, not data generation. Each repeat runs every contender once, in
+turn (interleaved), and the table gives the median wall time; ratios are of medians.
+"""
+
+import argparse
+import os
+import statistics
+import threading
+import time
+
+import numpy as np
+
+
+def make_data(n, n_in=100, n_out=10, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in)).astype(np.float32)
+    hidden = np.tanh(X @ rng.standard_normal((n_in, 32)).astype(np.float32) / 10)
+    y = np.argmax(hidden @ rng.standard_normal((32, n_out)), axis=1)
+    return X, y
+
+
+def cluster(n_workers):
+    from dask.distributed import Client, LocalCluster
+
+    import engine.dask
+
+    local = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                         dashboard_address=None, env=engine.dask.worker_environment(),
+                         silence_logs=50)
+    return Client(local, set_as_default=False)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def scaling(args):
+    import dask.array as da
+    import warnings
+
+    import engine
+    import engine.dask
+
+    warnings.simplefilter("ignore")
+    X, y = make_data(args.rows)
+    clients = {1: cluster(1), 2: cluster(2)}
+    rows = args.rows // args.blocks
+    data = {}
+    for k, client in clients.items():
+        Xd = da.from_array(X, chunks=(rows, X.shape[1]))
+        yd = da.from_array(y, chunks=rows)
+        data[k] = client.persist([Xd, yd])
+        engine.dask.warm_workers(client, dtypes=("float32",))
+
+    def sgd():
+        return engine.MLPClassifier((64,), max_iter=args.epochs, random_state=0,
+                                    shuffle=False, tol=0, n_iter_no_change=10**6)
+
+    def lbfgs():
+        return engine.MLPClassifier((64,), solver="lbfgs", max_iter=args.lbfgs_iter,
+                                    random_state=0, tol=0)
+
+    contenders = {
+        "in-memory fit (adam)": lambda: sgd().fit(X, y),
+        "stream, 2 workers compute blocks": lambda: engine.dask.fit(
+            sgd(), *data[2], client=clients[2]),
+        "lbfgs, 1 worker": lambda: engine.dask.fit(lbfgs(), *data[1], strategy="lbfgs",
+                                                   client=clients[1]),
+        "lbfgs, 2 workers": lambda: engine.dask.fit(lbfgs(), *data[2], strategy="lbfgs",
+                                                    client=clients[2]),
+        "average, 1 worker": lambda: engine.dask.fit(sgd(), *data[1], strategy="average",
+                                                     client=clients[1]),
+        "average, 2 workers": lambda: engine.dask.fit(sgd(), *data[2], strategy="average",
+                                                      client=clients[2]),
+    }
+    for fn in contenders.values():  # compile and warm every path once
+        fn()
+    times = {name: [] for name in contenders}
+    for _ in range(args.repeats):
+        for name, fn in contenders.items():
+            times[name].append(timed(fn))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"{args.rows:,} rows x {X.shape[1]} features (float32) in {args.blocks} blocks; "
+          f"[100, 64, 10]; adam {args.epochs} epochs batch 200; lbfgs {args.lbfgs_iter} "
+          f"iterations; median of {args.repeats} interleaved repeats; load before: "
+          f"{args.load}")
+    for name, value in median.items():
+        print(f"  {name:36s} {value:7.2f} s   ({', '.join(f'{t:.2f}' for t in times[name])})")
+    overhead = median["stream, 2 workers compute blocks"] / median["in-memory fit (adam)"] - 1
+    print(f"stream overhead vs in-memory fit: {overhead:+.0%} (goal <= 20%)")
+    for strategy in ("lbfgs", "average"):
+        ratio = median[f"{strategy}, 1 worker"] / median[f"{strategy}, 2 workers"]
+        print(f"{strategy}: 2 workers vs 1: {ratio:.2f}x (goal >= 1.6x)")
+    for client in clients.values():
+        client.close()
+
+
+def memory(args):
+    """The trainer's resident memory while streaming ``memory_gb`` of generated rows."""
+    import dask.array as da
+    import psutil
+
+    import engine
+    import engine.dask
+
+    client = cluster(2)
+    n_in, rows = 100, 25_000
+    n = int(args.memory_gb * 1e9 // (n_in * 8))
+    X = da.random.RandomState(0).standard_normal((n, n_in), chunks=(rows, n_in))
+    y = da.random.RandomState(1).randint(0, 10, size=n, chunks=rows)
+    net = engine.Network([n_in, 64, 10], output="softmax", cost="cross_entropy", seed=0)
+    engine.dask.fit(net, X[:2 * rows], y[:2 * rows], batch_size=200, lr=0.01, client=client)
+    process = psutil.Process()
+    baseline = peak = process.memory_info().rss
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.01)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start = time.perf_counter()
+    engine.dask.fit(net, X, y, batch_size=200, lr=0.01, client=client)
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    block = rows * n_in * 8
+    print(f"streamed {X.nbytes / 1e9:.2f} GB ({n:,} rows, blocks of {block / 1e6:.0f} MB) "
+          f"in {seconds:.1f} s: trainer RSS {baseline / 1e6:.0f} MB -> peak "
+          f"{peak / 1e6:.0f} MB (+{(peak - baseline) / 1e6:.0f} MB = "
+          f"{(peak - baseline) / block:.1f} blocks)")
+    client.close()
+
+
+def main():
+    import logging
+
+    import distributed  # noqa: F401  (configures its loggers on import)
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lbfgs-iter", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-gb", type=float, default=None)
+    args = parser.parse_args()
+    args.load = "%.2f %.2f %.2f" % os.getloadavg()
+    if args.memory_gb:
+        memory(args)
+    else:
+        scaling(args)
+
+
+if __name__ == "__main__":
+    main()
