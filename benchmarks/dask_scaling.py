@@ -106,10 +106,33 @@ def scaling(args):
         client.close()
 
 
+def peak_rss(fn):
+    """``(resident bytes before, peak resident bytes during)`` a call of ``fn``, sampled
+    every 5 ms from a thread."""
+    import psutil
+
+    process = psutil.Process()
+    baseline = peak = process.memory_info().rss
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.005)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return baseline, peak
+
+
 def memory(args):
     """The trainer's resident memory while streaming ``memory_gb`` of generated rows."""
     import dask.array as da
-    import psutil
 
     import engine
     import engine.dask
@@ -121,22 +144,10 @@ def memory(args):
     y = da.random.RandomState(1).randint(0, 10, size=n, chunks=rows)
     net = engine.Network([n_in, 64, 10], output="softmax", cost="cross_entropy", seed=0)
     engine.dask.fit(net, X[:2 * rows], y[:2 * rows], batch_size=200, lr=0.01, client=client)
-    process = psutil.Process()
-    baseline = peak = process.memory_info().rss
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, process.memory_info().rss)
-            time.sleep(0.01)
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     start = time.perf_counter()
-    engine.dask.fit(net, X, y, batch_size=200, lr=0.01, client=client)
+    baseline, peak = peak_rss(lambda: engine.dask.fit(net, X, y, batch_size=200, lr=0.01,
+                                                      client=client))
     seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
     block = rows * n_in * 8
     print(f"streamed {X.nbytes / 1e9:.2f} GB ({n:,} rows, blocks of {block / 1e6:.0f} MB) "
           f"in {seconds:.1f} s: trainer RSS {baseline / 1e6:.0f} MB -> peak "

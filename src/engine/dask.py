@@ -705,10 +705,6 @@ class _EstimatorDriver:
         return net, _EstimatorEncoder(est, net.dtype)
 
     def fit_stochastic(self, strategy):
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
         est = self.est
         if est.solver not in ("sgd", "adam"):
             raise ValueError(f"strategy 'stream' and 'average' train solver='sgd' or 'adam'; "
@@ -731,27 +727,9 @@ class _EstimatorDriver:
                 plan.lr = lr
                 total = strategy.epoch(net, plan, batch_size, lr, est.shuffle,
                                        est._random_state)
-                est._pull(net)
-                est.n_iter_ += 1
-                est.loss_ = float(total) / n
-                est.t_ += n
-                est.loss_curve_.append(est.loss_)
-                if est.verbose:
-                    print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
-                est._update_no_improvement_count(False, None, None, None)
-                if adaptive_sgd and est.learning_rate == "invscaling":
-                    est._learning_rate = (float(est.learning_rate_init)
-                                          / (est.t_ + 1) ** est.power_t)
-                if est._no_improvement_count > est.n_iter_no_change:
-                    if est._trigger_stopping(
-                            "Training loss did not improve more than tol=%f for %d "
-                            "consecutive epochs." % (est.tol, est.n_iter_no_change)):
-                        break
-                    est._no_improvement_count = 0
-                if est.n_iter_ == est.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
-                                  "the optimization hasn't converged yet." % est.max_iter,
-                                  ConvergenceWarning)
+                if est._end_epoch(net, total, n, False, None, None, None):
+                    break
+                est._warn_at_max_iter()
         finally:
             getattr(strategy, "close", lambda: None)()
         _check_finite(est)

@@ -341,36 +341,47 @@ class _BaseMLP(BaseEstimator):
             with np.errstate(over="ignore", invalid="ignore"):
                 total = net._backend.train(net, X_train, labels, targets, order, 0,
                                            n_samples, batch_size, lr, plan=plan)
-            self._pull(net)
-            self.n_iter_ += 1
-            self.loss_ = float(total) / n_samples
-            self.t_ += n_samples
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-            if adaptive_sgd and self.learning_rate == "invscaling":
-                self._learning_rate = (float(self.learning_rate_init)
-                                       / (self.t_ + 1) ** self.power_t)
-            if self._no_improvement_count > self.n_iter_no_change:
-                if early_stopping:
-                    msg = ("Validation score did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                else:
-                    msg = ("Training loss did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                if self._trigger_stopping(msg):
-                    break
-                self._no_improvement_count = 0
+            if self._end_epoch(net, total, n_samples, early_stopping, X_val, y_val, sw_val):
+                break
             if incremental:
                 break
-            if self.n_iter_ == self.max_iter:
-                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                              "optimization hasn't converged yet." % self.max_iter,
-                              ConvergenceWarning)
+            self._warn_at_max_iter()
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _end_epoch(self, net, total, n_samples, early_stopping, X_val, y_val, sw_val):
+        """scikit-learn's bookkeeping after an epoch whose summed loss is ``total`` (also
+        engine.dask's): the fitted attributes, the ``invscaling`` rate and the ``tol`` stop.
+        Returns True when training stops."""
+        self._pull(net)
+        self.n_iter_ += 1
+        self.loss_ = float(total) / n_samples
+        self.t_ += n_samples
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+        self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            self._learning_rate = (float(self.learning_rate_init)
+                                   / (self.t_ + 1) ** self.power_t)
+        if self._no_improvement_count > self.n_iter_no_change:
+            if early_stopping:
+                msg = ("Validation score did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (self.tol, self.n_iter_no_change))
+            else:
+                msg = ("Training loss did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (self.tol, self.n_iter_no_change))
+            if self._trigger_stopping(msg):
+                return True
+            self._no_improvement_count = 0
+        return False
+
+    def _warn_at_max_iter(self):
+        if self.n_iter_ == self.max_iter:
+            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                          "optimization hasn't converged yet." % self.max_iter,
+                          ConvergenceWarning)
 
     def _trigger_stopping(self, msg):
         """scikit-learn's ``trigger_stopping``: stop, or for ``sgd`` with the adaptive rate
