@@ -45,6 +45,35 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+def _gradients(rows, repeats):
+    """``repeats`` full-batch losses and gradients of [100, 64, 10] over ``rows`` rows in
+    this process, with no Dask around: the compute that "lbfgs" spreads."""
+    import engine
+
+    X, y = make_data(rows)
+    est = engine.MLPClassifier((64,), solver="lbfgs", max_iter=1, random_state=0).fit(
+        X[:1000], y[:1000])
+    net = est._net
+    plan = est._plan(net, "lbfgs")
+    labels, targets = est._kernel_targets(est._label_binarizer.transform(y), net.dtype)
+    net._backend.loss_gradient(net, X, labels, targets, plan)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        net._backend.loss_gradient(net, X, labels, targets, plan)
+    return time.perf_counter() - start
+
+
+def machine_ceiling(rows, repeats=10):
+    """The same gradients in one process over all rows against two plain processes over
+    half each, at once (multiprocessing, no Dask): what two workers can gain here."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        one = pool.apply(_gradients, (rows, repeats))
+        two = max(pool.starmap(_gradients, [(rows // 2, repeats)] * 2))
+    return one, two
+
+
 def scaling(args):
     import dask.array as da
     import warnings
@@ -104,6 +133,10 @@ def scaling(args):
         print(f"{strategy}: 2 workers vs 1: {ratio:.2f}x (goal >= 1.6x)")
     for client in clients.values():
         client.close()
+    one, two = machine_ceiling(args.rows)
+    print(f"machine ceiling, no Dask: 10 full-batch gradients of {args.rows:,} rows in one "
+          f"process {one:.2f} s, of half the rows in each of two processes at once "
+          f"{two:.2f} s: {one / two:.2f}x")
 
 
 def peak_rss(fn):
