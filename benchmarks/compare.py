@@ -86,7 +86,9 @@ def _torch():
     return torch
 
 
-def torch_trainer(workload, dtype, X, y):
+def torch_trainer(workload, dtype, X, y, device="cpu"):
+    """PyTorch's epoch for ``workload``; ``device="cuda"`` keeps model and data on the GPU
+    (uploaded once, as a user would) and waits for the GPU at the end of each epoch."""
     torch = _torch()
     spec = WORKLOADS[workload]
     nn = torch.nn
@@ -111,36 +113,39 @@ def torch_trainer(workload, dtype, X, y):
             return 0.5 * ((out - one_hot) ** 2).sum(dim=1).mean()
     else:  # softmax + cross-entropy, on the logits
         loss_fn = nn.functional.cross_entropy
-    model = nn.Sequential(*layers)
+    model = nn.Sequential(*layers).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=spec["lr"])
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    Xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
     batch = spec["batch_size"]
+    finish = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def run():
-        order = torch.randperm(Xt.shape[0])
+        order = torch.randperm(Xt.shape[0], device=device)
         for start in range(0, Xt.shape[0], batch):
             rows = order[start:start + batch]
             optimizer.zero_grad()
             loss_fn(model(Xt[rows]), yt[rows]).backward()
             optimizer.step()
+        finish()
 
-    return run, f"{torch.get_num_threads()} threads"
+    return run, (f"{torch.get_num_threads()} threads" if device == "cpu" else device)
 
 
-def torch_predictor(dtype, X):
+def torch_predictor(dtype, X, device="cpu"):
+    """PyTorch's prediction from a NumPy array, as ``Network.predict`` takes one: on
+    ``device="cuda"`` the call includes the upload and the labels' way back."""
     torch = _torch()
     nn = torch.nn
     tdtype = getattr(torch, dtype)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 30, dtype=tdtype), nn.Sigmoid(),
-                          nn.Linear(30, 10, dtype=tdtype), nn.Sigmoid())
-    Xt = torch.from_numpy(X)
+                          nn.Linear(30, 10, dtype=tdtype), nn.Sigmoid()).to(device)
 
     def run():
         with torch.no_grad():
-            model(Xt).argmax(dim=1).numpy()
+            model(torch.from_numpy(X).to(device)).argmax(dim=1).cpu().numpy()
 
-    return run, f"{torch.get_num_threads()} threads"
+    return run, (f"{torch.get_num_threads()} threads" if device == "cpu" else device)
 
 
 def _sklearn():
