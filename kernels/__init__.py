@@ -4,4 +4,6 @@
 ``codes``: the integer codes the kernels take for activations and costs.
 
 Every kernel has a twin in :mod:`engine.oracle`, the NumPy reference; the tests compare them.
+Each compiled function names it in a docstring line ``Twin: engine.oracle.<name>`` (or
+``Twin: none (<why>)`` for plumbing); tests/test_kernel_twins.py checks the lines.
 """

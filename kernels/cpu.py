@@ -240,7 +240,9 @@ def _pack8_union(typingctx, a0, a1, a2, a3, k, table, out, at):
     needs 8 spare entries. Vector compares give an 8-bit mask; ``table[mask]`` holds the
     positions of its set bits, so the indices are ``k + table[mask]``, stored as one
     vector: no branch, whatever the pattern of zeros (a scalar loop costs about 5
-    instructions per input)."""
+    instructions per input).
+
+    Twin: none (index lists of non-zero inputs)"""
     inputs = (a0, a1, a2, a3)
     if not (all(x == a0 for x in inputs) and isinstance(a0, nbtypes.Array) and a0.ndim == 1
             and a0.layout == "C" and isinstance(a0.dtype, nbtypes.Float)
@@ -394,7 +396,9 @@ def _rows_dot4(typingctx, z0, z1, z2, z3, wt, width, ids, a0, a1, a2, a3, count)
     stay in L1 is read from L2 a quarter as often; a sample that has a zero at k adds an
     exact zero. Chunks of four vectors with 64-byte registers
     (16 sums and 4 weights in 32 registers), two with 32-byte ones (16 registers), then
-    the rest of the row."""
+    the rest of the row.
+
+    Twin: none (LLVM row primitive; _forward_layer names the twin)"""
     zs, inputs = (z0, z1, z2, z3), (a0, a1, a2, a3)
     if not _rows_signature_ok(zs + (wt,) + inputs, ids):
         return None
@@ -452,7 +456,9 @@ def _rows_axpy4(typingctx, wt, width, ids, t0, t1, a0, a1, a2, a3, c0, c1, c2, c
     a scalar product would need a shuffle to broadcast it, and shuffles share a port with
     the 64-byte FMAs (the row then cost twice as long); a_s[k] is broadcast straight from
     memory. Chunks of :data:`_GROUP_VECTORS` vectors (four δ and one weight vector each in
-    the registers)."""
+    the registers).
+
+    Twin: none (LLVM row primitive; _update_by_samples names the twin)"""
     inputs, deltas = (a0, a1, a2, a3), (d0, d1, d2, d3)
     if not _rows_signature_ok((wt,) + inputs + deltas, ids):
         return None
@@ -501,7 +507,9 @@ def _columns_update(typingctx, wt, width, k0, k1, counts, bucket, who, vals, d, 
 
     Columns outermost, four vectors at a time: the δ of a whole mini-batch for those
     columns stays in L1 while every row is visited, the sums gather in registers (two sets,
-    even and odd p) and each weight is read and written once per mini-batch."""
+    even and odd p) and each weight is read and written once per mini-batch.
+
+    Twin: none (LLVM row primitive; _update_by_columns names the twin)"""
     if not (_rows_signature_ok((wt, vals, d), who) and d.ndim == 2
             and isinstance(counts, nbtypes.Array) and counts.dtype == nbtypes.int64):
         return None
@@ -607,7 +615,9 @@ def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_
     once per four samples and the multiply-adds never wait on each other; the eight
     horizontal sums are formed together at the end. Fewer samples (a mini-batch's tail) go
     one at a time, four rows at a time. ``deltas`` is 2-D and C-contiguous; the two ranges
-    of a row must not overlap."""
+    of a row must not overlap.
+
+    Twin: none (LLVM row primitive; _backprop_layer names the twin)"""
     if not (_float_arrays_ok((wt, deltas)) and deltas.ndim == 2 and deltas.layout == "C"
             and wt.ndim == 1
             and isinstance(panel, (nbtypes.Integer, nbtypes.NoneType))):
@@ -695,7 +705,9 @@ def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_
 @intrinsic
 def _exp2i(typingctx, n):
     """2**n for a float ``n`` holding a whole number in the normal exponent range (built
-    from its bits: a shift and a bit-cast, which vectorise, where ``ldexp`` is a call)."""
+    from its bits: a shift and a bit-cast, which vectorise, where ``ldexp`` is a call).
+
+    Twin: none (bit-level 2**n for _exp_nonpositive)"""
     if not isinstance(n, nbtypes.Float):
         return None
 
@@ -727,7 +739,9 @@ def _exp_nonpositive_impl(x):
     """exp(x) = 2**n · e**r with n = round(x / ln 2), |r| ≤ ln2 / 2 and e**r from its Taylor
     polynomial (degree 13 for float64, 7 for float32): within 1 ulp of the libm result.
     2**n is applied in two halves so that results down to the subnormals come out right;
-    below the smallest subnormal the result is 0 as in libm."""
+    below the smallest subnormal the result is 0 as in libm.
+
+    Twin: none (libm's exp, which the oracle calls as np.exp)"""
     if x == nbtypes.float64:
         c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13 = _EXP64
 
@@ -761,14 +775,18 @@ def _exp_nonpositive_impl(x):
 
 @njit(**_INLINE)
 def _layer_params(lay):
-    """Number of weights and biases (``params`` holds batch norm's γ and β after them)."""
+    """Number of weights and biases (``params`` holds batch norm's γ and β after them).
+
+    Twin: none (layout arithmetic)"""
     depth = lay.shape[1] - 1
     return lay[B_OFF, depth] + lay[SIZE, depth]
 
 
 @njit(**_HELPER)
 def _load_work(params, lay, work):
-    """``work`` ← ``params`` in the working layout (transposed, zero padding columns)."""
+    """``work`` ← ``params`` in the working layout (transposed, zero padding columns).
+
+    Twin: none (layout conversion)"""
     zero = work.dtype.type(0)
     for layer in range(1, lay.shape[1]):
         n_in, n, pad = lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer]
@@ -789,7 +807,9 @@ def _load_work(params, lay, work):
 
 @njit(**_HELPER)
 def _store_work(work, lay, params):
-    """``params`` ← ``work`` (inverse of :func:`_load_work`)."""
+    """``params`` ← ``work`` (inverse of :func:`_load_work`).
+
+    Twin: none (layout conversion)"""
     for layer in range(1, lay.shape[1]):
         n_in, n = lay[SIZE, layer - 1], lay[SIZE, layer]
         w_off, b_off, tb_off = lay[W_OFF, layer], lay[B_OFF, layer], lay[TB_OFF, layer]
@@ -805,14 +825,18 @@ def _store_work(work, lay, params):
 @njit(**_INLINE)
 def _column_start(lay, layer, j):
     """Where unit j's weight from input 0 is in the working layout (see :func:`plan`);
-    its weight from input k is ``PANEL``·k further on."""
+    its weight from input k is ``PANEL``·k further on.
+
+    Twin: none (layout arithmetic)"""
     n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
     return lay[T_OFF, layer] + (j // width) * n_in * width + j % width
 
 
 @njit(**_INLINE)
 def _copy_tail(src, dst, n_tail):
-    """Batch normalisation's γ and β: the last ``n_tail`` entries in both layouts."""
+    """Batch normalisation's γ and β: the last ``n_tail`` entries in both layouts.
+
+    Twin: none (layout conversion)"""
     for k in range(n_tail):
         dst[dst.size - n_tail + k] = src[src.size - n_tail + k]
 
@@ -827,7 +851,9 @@ def _activate(v, n, code):
     layout: whole vectors; a padding unit's activation is never read). Over n = 30 of a
     32-wide row LLVM vectorised part of the loop and computed the rest one unit at a
     time: 131 cycles per float32 sample against 67 over the whole row (float64: 228
-    against 180)."""
+    against 180).
+
+    Twin: engine.oracle.activate"""
     one = v.dtype.type(1)
     if code == SIGMOID:
         for j in range(v.size):
@@ -858,7 +884,9 @@ def _activate(v, n, code):
 
 @njit(**_HELPER)
 def _derivative_times(d, a, n, code):
-    """d[:n] ← d ⊙ σ'(z) for an element-wise activation, σ' written through a = σ(z)."""
+    """d[:n] ← d ⊙ σ'(z) for an element-wise activation, σ' written through a = σ(z).
+
+    Twin: engine.oracle.activation_prime"""
     one = d.dtype.type(1)
     if code == SIGMOID:
         for k in range(n):
@@ -874,16 +902,20 @@ def _derivative_times(d, a, n, code):
 
 @njit(**_HELPER)
 def _softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|), without overflow.
+
+    Twin: engine.oracle.softplus"""
     zero = x - x
     return max(x, zero) + np.log1p(_exp_nonpositive(-abs(x)))
 
 
 @njit(**_HELPER)
 def _output_delta_and_cost(a, z, label, y, output, cost, delta):
-    """Twin of ``oracle.output_delta`` and ``oracle.sample_costs`` for one sample.
+    """δ and cost of one sample. The target is the one-hot vector of ``label`` when
+    ``label >= 0``, else the row ``y``. Writes δ into ``delta`` and returns the sample's
+    cost.
 
-    The target is the one-hot vector of ``label`` when ``label >= 0``, else the row ``y``.
-    Writes δ into ``delta`` and returns the sample's cost.
+    Twin: engine.oracle.output_delta, engine.oracle.sample_costs
     """
     n = a.size
     zero = a.dtype.type(0)
@@ -934,7 +966,9 @@ def _output_delta_and_cost(a, z, label, y, output, cost, delta):
 @njit(**_INLINE)
 def _input_row(X, order, pos, i, acts, lay, layer):
     """Where sample ``i``'s input to ``layer`` is: ``(array, row, first column)`` (its row
-    of X, or the previous layer's output in ``acts``)."""
+    of X, or the previous layer's output in ``acts``).
+
+    Twin: none (index helper)"""
     if layer == 1:
         return X, order[pos + i], 0
     return acts, i, lay[A_OFF, layer - 1]
@@ -951,7 +985,9 @@ def _input_row(X, order, pos, i, acts, lay, layer):
 def _group_inputs(layer, g, n_real, lay, X, order, pos, acts):
     """The inputs to ``layer`` of samples g..g+3; where the group has only ``n_real`` < 4
     samples, the missing ones repeat sample g's (callers give them a zero coefficient or
-    discard their result)."""
+    discard their result).
+
+    Twin: none (grouping helper)"""
     n_in = lay[SIZE, layer - 1]
     src, row, col = _input_row(X, order, pos, g, acts, lay, layer)
     a0 = src[row, col:col + n_in]
@@ -972,7 +1008,9 @@ def _group_inputs(layer, g, n_real, lay, X, order, pos, acts):
 def _union_list(a0, a1, a2, a3, n_in, ids, at, density):
     """Indices of the inputs where any of ``a0..a3`` is non-zero (NaN included) into
     ``ids[at:]`` (8 spare entries after them), and their count; -1 when more than
-    ``density`` of the inputs are listed."""
+    ``density`` of the inputs are listed.
+
+    Twin: none (index lists of non-zero inputs)"""
     count = 0
     whole = n_in - n_in % 8
     for k in range(0, whole, 8):
@@ -986,7 +1024,9 @@ def _union_list(a0, a1, a2, a3, n_in, ids, at, density):
 @njit(**_INLINE)
 def _first_at_least(ids, count, k):
     """The first position of the ascending ``ids[:count]`` whose entry is at least ``k``
-    (bisection: a thread's block of rows is a short stretch of a list)."""
+    (bisection: a thread's block of rows is a short stretch of a list).
+
+    Twin: none (index helper)"""
     lo, hi = 0, count
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -1001,7 +1041,9 @@ def _first_at_least(ids, count, k):
 def _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1):
     """The rows k0..k1-1 that the group starting at sample g visits in ``layer``:
     ``(ids, lo, hi)`` with the rows ``ids[lo:hi]``, from the group's union list (made by
-    the forward pass) or, for a dense group (-1), every row."""
+    the forward pass) or, for a dense group (-1), every row.
+
+    Twin: none (grouping helper)"""
     union = nnz[g // 4, layer]
     ids = idx[g // 4, u_off:u_off + n_in]
     lo, hi = k0, k1
@@ -1042,7 +1084,9 @@ def _forward_layer(layer, i0, i1, p0, p1, steps, lay, work, X, order, pos, acts,
 
     Returns, for the first layer's ``FINISH``, how many of the samples had a NaN or
     infinite pre-activation (else 0): every NaN or ±inf input is in the sum, so the count
-    is 0 only for finite inputs, and prediction needs no separate pass over X."""
+    is 0 only for finite inputs, and prediction needs no separate pass over X.
+
+    Twin: engine.oracle.forward, engine.oracle.forward_training"""
     n_in, n, pad, width = (lay[SIZE, layer - 1], lay[SIZE, layer], lay[PAD, layer],
                            lay[PANEL, layer])
     t_off, tb_off = lay[T_OFF, layer], lay[TB_OFF, layer]
@@ -1093,7 +1137,9 @@ def _backprop_layer(layer, i0, i1, panel, lay, work, acts, deltas, code, pre_dro
     """Samples i0..i1-1 (i0 a multiple of 4): δ^{layer-1} = (W^layer)ᵀ δ^layer ⊙ D ⊙ σ'(z),
     four samples per pass over the weights. Without dropout (an empty ``drop_mask``) σ' is
     written through ``acts``; with it, D is the keep mask (row ``mask_row + i``) times
-    ``scale`` and σ' is written through the activations before dropout, ``pre_drop``."""
+    ``scale`` and σ' is written through the activations before dropout, ``pre_drop``.
+
+    Twin: engine.oracle.gradients"""
     n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
     t_off, a_off, p_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[A_OFF, layer - 1]
     w_rows = work[t_off:t_off + n_in * pad]
@@ -1125,7 +1171,9 @@ def _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, 
     (made by the forward pass), any other group every row. Each element receives its
     samples' shares one after another in sample order (:func:`_rows_axpy4`), whatever
     the grouping, the row range or the panel, so splitting rows or panels over threads
-    changes no result."""
+    changes no result.
+
+    Twin: engine.oracle.gradients, engine.oracle.update_mini_batch"""
     n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
     t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
     zero = tgt.dtype.type(0)
@@ -1149,7 +1197,9 @@ def _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, 
 @njit(**_INLINE)
 def _list_in_column(k, i, v, m, col_count, col_who, col_val):
     """Append sample ``i``'s input ``v`` to column k's list, if it is non-zero (NaN counts
-    as non-zero: it must propagate)."""
+    as non-zero: it must propagate).
+
+    Twin: none (index lists of non-zero inputs)"""
     p = k * m + col_count[k]
     col_who[p] = i  # branch-free: overwritten unless v is kept
     col_val[p] = v
@@ -1167,7 +1217,9 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     the ``col_count[k]`` entries from ``k·m`` of ``col_who`` (the sample, ascending) and
     ``col_val`` (the value), taken on the rows of each group's union list (or all rows).
     Each element sums the samples in the same order whatever the row range, so splitting
-    rows over threads changes no result. Every panel (see :func:`plan`) in turn."""
+    rows over threads changes no result. Every panel (see :func:`plan`) in turn.
+
+    Twin: engine.oracle.gradients, engine.oracle.update_mini_batch"""
     n_in, pad, width = lay[SIZE, layer - 1], lay[PAD, layer], lay[PANEL, layer]
     t_off, a_off, u_off = lay[T_OFF, layer], lay[A_OFF, layer], lay[U_OFF, layer]
     for k in range(k0, k1):
@@ -1197,7 +1249,9 @@ def _update_layer(by_columns, layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order
     ``by_columns`` picks the path in the wide variant: the mini-batch's sums gathered per
     weight (:func:`_update_by_columns`, every panel) or four samples at a time
     (:func:`_update_by_samples`, the only path of the narrow variant); see
-    ``config.COLUMN_UPDATE_MIN_BATCH``."""
+    ``config.COLUMN_UPDATE_MIN_BATCH``.
+
+    Twin: engine.oracle.gradients, engine.oracle.update_mini_batch"""
     n_in, width = lay[SIZE, layer - 1], lay[PANEL, layer]
     if k1 == n_in and with_bias:
         tb_off, a_off = lay[TB_OFF, layer], lay[A_OFF, layer]
@@ -1219,7 +1273,9 @@ def _update_layer(by_columns, layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order
 @njit(**_INLINE)
 def _output_layer(i0, i1, lay, acts, z_out, deltas, labels, targets, order, pos, output,
                   cost, sample_cost):
-    """Output errors δ^L and costs of samples i0..i1-1."""
+    """Output errors δ^L and costs of samples i0..i1-1.
+
+    Twin: engine.oracle.output_delta, engine.oracle.sample_costs"""
     depth = lay.shape[1] - 1
     n_out, a_off = lay[SIZE, depth], lay[A_OFF, depth]
     for i in range(i0, i1):
@@ -1238,7 +1294,9 @@ def _output_layer(i0, i1, lay, acts, z_out, deltas, labels, targets, order, pos,
 @njit(**_INLINE)
 def _mask_column(lay, layer):
     """First column of hidden ``layer``'s units in a dropout mask row (hidden layers in
-    order, unpadded)."""
+    order, unpadded).
+
+    Twin: none (index helper)"""
     col = 0
     for q in range(1, layer):
         col += lay[SIZE, q]
@@ -1249,7 +1307,9 @@ def _mask_column(lay, layer):
 def _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, mask_row, scale):
     """Inverted dropout of ``layer``'s outputs for samples 0..m-1 (twin of ``h * D`` in the
     oracle): keeps h = σ(z) in ``pre_drop`` for σ', then a ← h·D, D = ``scale`` where the
-    keep mask (row ``mask_row + i``) is 1, else 0."""
+    keep mask (row ``mask_row + i``) is 1, else 0.
+
+    Twin: engine.oracle.dropout_multipliers, engine.oracle.forward_training"""
     n, a_off = lay[SIZE, layer], lay[A_OFF, layer]
     col = _mask_column(lay, layer)
     zero = acts.dtype.type(0)
@@ -1269,13 +1329,14 @@ def _dropout_rows(layer, m, lay, acts, pre_drop, drop_mask, mask_row, scale):
 @njit(**_HELPER)
 def _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat, bn_inv_std, eps,
                       momentum, unbiased, update_running, code, pre):
-    """Training-mode batch norm of ``layer`` (twin of ``oracle.batch_norm_training`` and
-    ``update_running_statistics``), then its activation: column by column of ``acts[:m]``,
-    z becomes y = γ·ẑ + β, then σ(y); keeps ẑ and 1/√(σ²_B + ε) for the backward pass.
-    The running variance averages the unbiased batch variance (torch) or, ``unbiased``
-    false, the biased one (Keras). Where it follows the activation (``BN_AFTER``), ``acts``
-    holds h = σ(z + b), which is kept in ``pre`` (for σ' in the backward pass) before it is
-    normalised, and ``code`` is the identity."""
+    """Training-mode batch norm of ``layer`` with its running statistics, then its
+    activation: column by column of ``acts[:m]``, z becomes y = γ·ẑ + β, then σ(y); keeps ẑ
+    and 1/√(σ²_B + ε) for the backward pass. The running variance averages the unbiased
+    batch variance (torch) or, ``unbiased`` false, the biased one (Keras). Where it follows
+    the activation (``BN_AFTER``), ``acts`` holds h = σ(z + b), which is kept in ``pre``
+    (for σ' in the backward pass) before it is normalised, and ``code`` is the identity.
+
+    Twin: engine.oracle.batch_norm_training, engine.oracle.update_running_statistics"""
     t = acts.dtype.type
     n, a_off, u0 = lay[SIZE, layer], lay[A_OFF, layer], lay[BN, layer]
     n_bn = bn_running.shape[1]
@@ -1313,9 +1374,11 @@ def _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat, bn_inv_std
 
 @njit(**_HELPER)
 def _batch_norm_backward(layer, m, lay, deltas, work, bn_running, bn_zhat, bn_inv_std, gwork):
-    """Back through ``layer``'s batch norm (twin of ``oracle.batch_norm_backward``):
+    """Back through ``layer``'s batch norm:
     ``deltas[:m]`` holds ∂C/∂y in the layer's columns and becomes ∂C/∂z; writes ∂C/∂γ and
-    ∂C/∂β into the tail of ``gwork``."""
+    ∂C/∂β into the tail of ``gwork``.
+
+    Twin: engine.oracle.batch_norm_backward"""
     t = deltas.dtype.type
     n, a_off, u0 = lay[SIZE, layer], lay[A_OFF, layer], lay[BN, layer]
     n_bn = bn_running.shape[1]
@@ -1337,8 +1400,10 @@ def _batch_norm_backward(layer, m, lay, deltas, work, bn_running, bn_zhat, bn_in
 
 @njit(**_HELPER)
 def _batch_norm_inference(layer, m, lay, acts, work, bn_running, eps, code):
-    """Prediction-mode batch norm of ``layer`` from the running statistics (twin of
-    ``oracle.batch_norm_inference``), then its activation, for samples 0..m-1."""
+    """Prediction-mode batch norm of ``layer`` from the running statistics, then its
+    activation, for samples 0..m-1.
+
+    Twin: engine.oracle.batch_norm_inference"""
     t = acts.dtype.type
     n, a_off, u0 = lay[SIZE, layer], lay[A_OFF, layer], lay[BN, layer]
     n_bn = bn_running.shape[1]
@@ -1355,7 +1420,9 @@ def _batch_norm_inference(layer, m, lay, acts, work, bn_running, eps, code):
 @njit(**_HELPER)
 def _sum_squared_weights(work, lay):
     """Σ w² over every weight matrix in the working layout (padding columns are zero), in
-    float64: scikit-learn's L2 penalty of a mini-batch (``codes.H_L2_BATCH``)."""
+    float64: scikit-learn's L2 penalty of a mini-batch (``codes.H_L2_BATCH``).
+
+    Twin: engine.oracle.update_mini_batch"""
     total = 0.0
     for layer in range(1, lay.shape[1]):
         t_off = lay[T_OFF, layer]
@@ -1375,7 +1442,9 @@ def _optimizer_step(work, gwork, opt_work, lay, m, lr, code, hyper, step):
     its total sample weight): the weights with network2's L2 decay and scikit-learn's
     per-batch α·w/m (``codes.H_L2_BATCH``), then the biases (not of a layer normalised
     before its activation, which has none), then batch norm's γ and β. Padding entries have
-    zero gradient and stay zero."""
+    zero gradient and stay zero.
+
+    Twin: engine.oracle.Optimizer.update, engine.oracle.update_mini_batch"""
     decay = hyper[H_WEIGHT_DECAY] + hyper[H_L2_BATCH] / m
     for layer in range(1, lay.shape[1]):
         n_in, pad = lay[SIZE, layer - 1], lay[PAD, layer]
@@ -1394,8 +1463,10 @@ def _optimizer_step(work, gwork, opt_work, lay, m, lr, code, hyper, step):
 @njit(**_HELPER)
 def _apply_update(params, grads, state, lo, hi, m, lr, decay, code, hyper, step):
     """One optimiser step on ``params[lo:hi]`` from the summed gradient ``grads[lo:hi]`` of
-    ``m`` samples; twin of ``oracle.Optimizer.update``. ``decay`` is λ/n for weights, 0 for
-    everything else; ``state[s, lo:hi]`` is slot ``s``; ``step`` counts updates (Adam's t).
+    ``m`` samples. ``decay`` is λ/n for weights, 0 for everything else; ``state[s, lo:hi]``
+    is slot ``s``; ``step`` counts updates (Adam's t).
+
+    Twin: engine.oracle.Optimizer.update
     """
     p = params[lo:hi]
     g_sum = grads[lo:hi]
@@ -1420,7 +1491,9 @@ def _apply_update(params, grads, state, lo, hi, m, lr, decay, code, hyper, step)
 
 @njit(**_HELPER)
 def _sgd_step(p, g_sum, m, lr, decay):
-    """network.py's rule, with network2's decay: p ← (1 − lr·λ/n)·p − (lr/m)·Σ∇."""
+    """network.py's rule, with network2's decay: p ← (1 − lr·λ/n)·p − (lr/m)·Σ∇.
+
+    Twin: engine.oracle.sgd_update"""
     t = p.dtype.type
     scale = t(lr / m)
     if decay != 0:
@@ -1434,7 +1507,9 @@ def _sgd_step(p, g_sum, m, lr, decay):
 
 @njit(**_HELPER)
 def _momentum_step(p, g_sum, buf, m, lr, decay, momentum, nesterov):
-    """b ← μ·b + g; p ← p − lr·b (or − lr·(g + μ·b), Nesterov), g = Σ∇/m (+ λ/n·p)."""
+    """b ← μ·b + g; p ← p − lr·b (or − lr·(g + μ·b), Nesterov), g = Σ∇/m (+ λ/n·p).
+
+    Twin: engine.oracle.momentum_update"""
     t = p.dtype.type
     mt, wd, rate, mu = t(m), t(decay), t(lr), t(momentum)
     for k in range(p.size):
@@ -1449,7 +1524,9 @@ def _momentum_step(p, g_sum, buf, m, lr, decay, momentum, nesterov):
 @njit(**_HELPER)
 def _adagrad_step(p, g_sum, total, m, lr, decay, eps, eps_inside):
     """s ← s + g²; p ← p − lr·g/(√s + ε) (torch), or with ``eps_inside``
-    p ← p − lr·g/√(s + ε) (Keras); twin of ``oracle.adagrad_update``."""
+    p ← p − lr·g/√(s + ε) (Keras).
+
+    Twin: engine.oracle.adagrad_update"""
     t = p.dtype.type
     mt, wd, rate, e = t(m), t(decay), t(lr), t(eps)
     for k in range(p.size):
@@ -1467,7 +1544,9 @@ def _adagrad_step(p, g_sum, total, m, lr, decay, eps, eps_inside):
 @njit(**_HELPER)
 def _rmsprop_step(p, g_sum, square_avg, m, lr, decay, rho, eps, eps_inside):
     """v ← ρ·v + (1 − ρ)·g²; p ← p − lr·g/(√v + ε) (torch), or with ``eps_inside``
-    p ← p − lr·g/√(v + ε) (Keras); twin of ``oracle.rmsprop_update``."""
+    p ← p − lr·g/√(v + ε) (Keras).
+
+    Twin: engine.oracle.rmsprop_update"""
     t = p.dtype.type
     mt, wd, rate, e, r, rest = t(m), t(decay), t(lr), t(eps), t(rho), t(1 - rho)
     for k in range(p.size):
@@ -1489,7 +1568,9 @@ def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, s
     computes it, p ← p − (lr/(1 − β1ᵗ))·m/(√v/√(1 − β2ᵗ) + ε) (twin of
     ``oracle.adam_update``), or ``folded`` as scikit-learn and Keras do,
     p ← p − lr_t·m/(√v + ε) with lr_t = lr·√(1 − β2ᵗ)/(1 − β1ᵗ) (twin of
-    ``oracle.adam_folded_update``; dividing by a root of exactly 1 changes no bit)."""
+    ``oracle.adam_folded_update``; dividing by a root of exactly 1 changes no bit).
+
+    Twin: engine.oracle.adam_update, engine.oracle.adam_folded_update"""
     t = p.dtype.type
     mt, wd, e = t(m), t(decay), t(eps)
     b1, rest1, b2, rest2 = t(beta1), t(1 - beta1), t(beta2), t(1 - beta2)
@@ -1512,8 +1593,10 @@ def _adam_step(p, g_sum, exp_avg, exp_avg_sq, m, lr, decay, beta1, beta2, eps, s
 
 @njit(**_HELPER)
 def _velocity_step(p, g_sum, velocity, m, lr, decay, momentum, nesterov):
-    """Twin of ``oracle.velocity_update``: v ← μ·v − lr·g; p ← p + v, or p ← p + μ·v − lr·g
-    (Nesterov), g = Σ∇/m (+ decay·p)."""
+    """v ← μ·v − lr·g; p ← p + v, or p ← p + μ·v − lr·g (Nesterov), g = Σ∇/m
+    (+ decay·p).
+
+    Twin: engine.oracle.velocity_update"""
     t = p.dtype.type
     mt, wd, rate, mu = t(m), t(decay), t(lr), t(momentum)
     for k in range(p.size):
@@ -1575,12 +1658,13 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
     update straight into the weights. Otherwise each mini-batch's summed gradients gather
     in ``gwork`` and one optimiser pass follows.
 
-    Writes ``params`` (the update), the optimiser state, running statistics and the
-    scratch. With ``lr == 0`` nothing is updated and ``grads`` receives the summed
-    gradients of the (last) mini-batch instead (training mode: batch statistics, the
-    dropout mask). Returns the sum over mini-batches of m times the batch's cost, measured
-    before its update (twin of ``oracle.train_epoch``): without the features above, the
-    sum of the samples' costs.
+    Writes ``params`` (the update), the optimiser state, running statistics and the scratch.
+    With ``lr == 0`` nothing is updated and ``grads`` receives the summed gradients of the
+    (last) mini-batch instead (training mode: batch statistics, the dropout mask). Returns
+    the sum over mini-batches of m times the batch's cost, measured before its update:
+    without the features above, the sum of the samples' costs.
+
+    Twin: engine.oracle.train_epoch, engine.oracle.update_mini_batch
     """
     depth = lay.shape[1] - 1
     n_bn = bn_running.shape[1]
@@ -1764,7 +1848,9 @@ def forward_rows(params, lay, X, out_a, out_z, work, rows, acts, z_out, idx, nnz
     blocks at a time (one scratch slot per task): ``acts`` (slots, block, act_width),
     ``z_out`` (slots, block, P_L), ``idx`` uint32 (slots, groups, idx_width) and ``nnz``
     int64 (slots, groups, L + 1) with groups = ⌈block / 4⌉; ``work`` (work_size,); ``rows``
-    int64 ``arange(n)``. Each layer's activation comes from ``lay``'s ``ACT`` row."""
+    int64 ``arange(n)``. Each layer's activation comes from ``lay``'s ``ACT`` row.
+
+    Twin: engine.oracle.feedforward"""
     _load_work(params, lay, work)
     depth = lay.shape[1] - 1
     n_out, a_off = lay[SIZE, depth], lay[A_OFF, depth]

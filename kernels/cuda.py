@@ -54,7 +54,9 @@ _DEVICE = dict(device=True, cache=True)
 
 @cuda.jit(**_DEVICE)
 def _activate(z, code, one):
-    """σ(z) for an element-wise activation, in the oracle's overflow-free forms."""
+    """σ(z) for an element-wise activation, in the oracle's overflow-free forms.
+
+    Twin: engine.oracle.activate"""
     if code == SIGMOID:
         e = math.exp(-abs(z))  # never exceeds 1, so never overflows
         return one / (one + e) if z >= 0 else e / (one + e)
@@ -66,8 +68,10 @@ def _activate(z, code, one):
 
 
 @cuda.jit(**_DEVICE)
-def _times_derivative(d, a, code, one):
-    """d · σ'(z), with σ' written through a = σ(z) as in ``oracle.activation_prime``."""
+def _derivative_times(d, a, code, one):
+    """d · σ'(z), with σ' written through a = σ(z) as in ``oracle.activation_prime``.
+
+    Twin: engine.oracle.activation_prime"""
     if code == SIGMOID:
         return d * (a * (one - a))
     if code == TANH:
@@ -79,13 +83,17 @@ def _times_derivative(d, a, code, one):
 
 @cuda.jit(**_DEVICE)
 def _softplus(x, one):
-    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|), without overflow."""
+    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|), without overflow.
+
+    Twin: engine.oracle.softplus"""
     return max(x, one - one) + math.log1p(math.exp(-abs(x)))
 
 
 @cuda.jit(**_DEVICE)
 def _softmax_row(out_a, zout, i, n, one):
-    """out_a[i] = softmax(zout[i]); returns log Σ exp(z − max z) + max z (log-sum-exp)."""
+    """out_a[i] = softmax(zout[i]); returns log Σ exp(z − max z) + max z (log-sum-exp).
+
+    Twin: engine.oracle.softmax, engine.oracle.sample_costs"""
     zmax = zout[i, 0]
     for j in range(1, n):
         zmax = max(zmax, zout[i, j])
@@ -101,11 +109,12 @@ def _softmax_row(out_a, zout, i, n, one):
 
 @cuda.jit(**_DEVICE)
 def _output_row(out_a, zout, delta, i, n, label, targets, trow, output, cost, one):
-    """Twin of ``oracle.output_delta`` and ``oracle.sample_costs`` for sample ``i``.
+    """δ and cost of sample ``i``. Applies the softmax first when the output layer is
+    softmax (the forward kernels leave z there). Writes δ into ``delta[i, :n]`` and returns
+    the sample's cost. The target is the one-hot vector of ``label`` when ``label >= 0``,
+    else ``targets[trow]``.
 
-    Applies the softmax first when the output layer is softmax (the forward kernels leave
-    z there). Writes δ into ``delta[i, :n]`` and returns the sample's cost. The target is
-    the one-hot vector of ``label`` when ``label >= 0``, else ``targets[trow]``.
+    Twin: engine.oracle.output_delta, engine.oracle.sample_costs
     """
     zero = one - one
     half = one / (one + one)
@@ -141,13 +150,15 @@ def _output_row(out_a, zout, delta, i, n, label, targets, trow, output, cost, on
                 delta[i, j] = out_a[i, j] * (delta[i, j] - ag)
         else:
             for j in range(n):
-                delta[i, j] = _times_derivative(delta[i, j], out_a[i, j], output, one)
+                delta[i, j] = _derivative_times(delta[i, j], out_a[i, j], output, one)
     return c
 
 
 @cuda.jit(**_DEVICE)
 def _layer_input(src, src_lo, X, order, pos, mode, i, k):
-    """Element (i, k) of a layer's input rows (see FROM_ACTS, FROM_ORDER, FROM_ROWS)."""
+    """Element (i, k) of a layer's input rows (see FROM_ACTS, FROM_ORDER, FROM_ROWS).
+
+    Twin: none (index helper)"""
     if mode == FROM_ACTS:
         return src[i, src_lo + k]
     if mode == FROM_ORDER:
@@ -159,7 +170,9 @@ def _layer_input(src, src_lo, X, order, pos, mode, i, k):
 def output_layer(out_a, zout, delta, m, n, labels, targets, use_labels, order, pos,
                  output, cost, costs):
     """One thread per sample of the batch: softmax if any, cost into ``costs[pos + i]``,
-    δ of the output layer into ``delta``."""
+    δ of the output layer into ``delta``.
+
+    Twin: engine.oracle.output_delta, engine.oracle.sample_costs"""
     i = cuda.grid(1)
     if i < m:
         one = out_a.dtype.type(1)
@@ -171,7 +184,9 @@ def output_layer(out_a, zout, delta, m, n, labels, targets, use_labels, order, p
 
 @cuda.jit(cache=True)
 def softmax_rows(out_a, zout, m, n):
-    """Prediction: out_a[i] = softmax(zout[i]) for the first ``m`` rows, one thread each."""
+    """Prediction: out_a[i] = softmax(zout[i]) for the first ``m`` rows, one thread each.
+
+    Twin: engine.oracle.softmax"""
     i = cuda.grid(1)
     if i < m:
         _softmax_row(out_a, zout, i, n, out_a.dtype.type(1))
@@ -223,6 +238,8 @@ def _build_tiled(T):
         Block (bx, by) computes rows ``bx·T …`` and units ``by·T …``; thread (ty, tx)
         owns Z[bx·T + ty, by·T + tx]. When ``last``, Z is also kept in ``zout`` and a
         softmax output is left as z for :func:`output_layer` to normalise per row.
+
+        Twin: engine.oracle.forward, engine.oracle.forward_training
         """
         tiles = cuda.shared.array(0, dtype=params.dtype)  # a_tile, then w_tile
         tx = cuda.threadIdx.x
@@ -256,6 +273,8 @@ def _build_tiled(T):
         """δ^{l-1} = (δ^l W^l) ⊙ σ'(z^{l-1}), from the weights before their update.
 
         Thread (ty, tx) of block (bx, by) owns δ^{l-1}[bx·T + ty, by·T + tx].
+
+        Twin: engine.oracle.gradients
         """
         tiles = cuda.shared.array(0, dtype=params.dtype)  # d_tile, then w_tile
         tx = cuda.threadIdx.x
@@ -276,7 +295,7 @@ def _build_tiled(T):
                 acc += tiles[uint64(ty * T1 + jj)] * tiles[uint64(TILE + jj * T1 + tx)]
             cuda.syncthreads()
         if i < m and k < n_in:
-            delta_prev[i, k] = _times_derivative(acc, acts[i, lo + k], code, one)
+            delta_prev[i, k] = _derivative_times(acc, acts[i, lo + k], code, one)
 
     @cuda.jit(cache=True)
     def gradient_update(delta, src, src_lo, X, order, pos, mode, params, grads, w_off, b_off,
@@ -286,6 +305,8 @@ def _build_tiled(T):
 
         Thread (ty, tx) of block (bx, by) owns unit j = bx·T + ty and input k = by·T + tx;
         k == n_in is the bias.
+
+        Twin: engine.oracle.gradients, engine.oracle.update_mini_batch
         """
         tiles = cuda.shared.array(0, dtype=params.dtype)  # d_tile, then a_tile
         tx = cuda.threadIdx.x
@@ -339,6 +360,8 @@ def train_persistent(X, labels, targets, use_labels, order, start, stop, batch_s
     Launch with one block; any number of threads works (each step strides over its
     outputs). Every thread takes every loop trip and meets every ``syncthreads``. ``lr``
     of 0 computes the gradients (in ``grads``, for the last mini-batch) without updating.
+
+    Twin: engine.oracle.train_epoch, engine.oracle.update_mini_batch
     """
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -403,7 +426,7 @@ def train_persistent(X, labels, targets, use_labels, order, start, stop, batch_s
                     s = zero
                     for j in range(n):
                         s += delta[i, j] * params[wo + j * n_in + k]
-                    delta_prev[i, k] = _times_derivative(s, acts[i, lo + k], hidden, one)
+                    delta_prev[i, k] = _derivative_times(s, acts[i, lo + k], hidden, one)
                 cuda.syncthreads()
             # [∇W | ∇b] = δᵀ [A | 1]; the input index is fastest, so reads of A and
             # writes of W are contiguous across threads.
