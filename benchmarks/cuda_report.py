@@ -50,10 +50,10 @@ import numpy as np
 
 try:  # run as a script or imported
     from .common import REPO, WORKLOADS, network_kwargs
-    from .compare import Skip, fmt_seconds, torch_predictor, torch_trainer
+    from .compare import Skip, fmt_seconds, interleaved, torch_predictor, torch_trainer
 except ImportError:
     from common import REPO, WORKLOADS, network_kwargs
-    from compare import Skip, fmt_seconds, torch_predictor, torch_trainer
+    from compare import Skip, fmt_seconds, interleaved, torch_predictor, torch_trainer
 
 import engine
 from engine import config
@@ -175,11 +175,7 @@ def speed(workload, dtype, rows, repeats, torch_device):
     try:
         run, _ = torch_trainer(workload, dtype, X, y, device=torch_device)
         run()  # warm-up: cuBLAS handles, caching allocator
-        laps = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            laps.append(time.perf_counter() - start)
+        laps = _laps(run, repeats)
         row.update(torch_epoch=statistics.median(laps), torch_laps=laps,
                    torch_over_engine=statistics.median(laps) / per_epoch)
     except Skip as why:
@@ -193,24 +189,27 @@ def prediction(dtype, rows, repeats, torch_device):
     net = engine.Network([784, 30, 10], dtype=dtype, backend="cuda", seed=0)
     net.predict(X)
     row = {"workload": "predict", "dtype": dtype, "rows": rows,
-           "engine": _median_call(lambda: net.predict(X), repeats)}
+           "engine": statistics.median(_laps(lambda: net.predict(X), repeats))}
     try:
         run, _ = torch_predictor(dtype, X, device=torch_device)
         run()
-        row["torch"] = _median_call(run, repeats)
+        row["torch"] = statistics.median(_laps(run, repeats))
         row["torch_over_engine"] = row["torch"] / row["engine"]
     except Skip as why:
         row["torch_skipped"] = str(why)
     return row
 
 
-def _median_call(fn, repeats):
-    laps = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        laps.append(time.perf_counter() - start)
-    return statistics.median(laps)
+def _laps(fn, repeats):
+    """Seconds of each of ``repeats`` calls, by compare.py's timing loop."""
+    return interleaved([("run", fn, "")], repeats)["run"]
+
+
+def _torch_cells(row, seconds_key):
+    """PyTorch's time and its ratio to the engine's, or why it did not run."""
+    if seconds_key not in row:
+        return f"{row.get('torch_skipped')} | "
+    return f"{fmt_seconds(row[seconds_key])} | {row['torch_over_engine']:.2f}×"
 
 
 def markdown(report):
@@ -243,19 +242,15 @@ def markdown(report):
         if "error" in r:
             lines.append(f"| {r['workload']} | {r['dtype']} | error: {r['error']} | | | | |")
             continue
-        torch_cells = (f"{fmt_seconds(r['torch_epoch'])} | {r['torch_over_engine']:.2f}×"
-                       if "torch_epoch" in r else f"{r.get('torch_skipped')} | ")
         lines.append(f"| {WORKLOADS[r['workload']]['label']} | {r['dtype']} | {r['strategy']} | "
                      f"{fmt_seconds(r['engine_epoch'])} | {fmt_seconds(r['engine_first_epoch'])} "
-                     f"| {torch_cells} |")
+                     f"| {_torch_cells(r, 'torch_epoch')} |")
     for r in report["predict"]:
         if "error" in r:
             lines.append(f"| predict | {r['dtype']} | error: {r['error']} | | | | |")
             continue
-        torch_cells = (f"{fmt_seconds(r['torch'])} | {r['torch_over_engine']:.2f}×"
-                       if "torch" in r else f"{r.get('torch_skipped')} | ")
         lines.append(f"| predict {r['rows']:,} rows, [784, 30, 10] | {r['dtype']} | | "
-                     f"{fmt_seconds(r['engine'])} | | {torch_cells} |")
+                     f"{fmt_seconds(r['engine'])} | | {_torch_cells(r, 'torch')} |")
     if "tests" in report:
         lines += ["", f"tests/test_cuda.py: {report['tests']}"]
     return "\n".join(lines) + "\n"
