@@ -1,13 +1,13 @@
 """Models on disk: :func:`save` and :func:`load` one network per ``.npz`` file.
 
-File layout (format version 2)
+File layout (format version 3)
 ------------------------------
 An ordinary NumPy ``.npz`` archive, written without pickles, so ``numpy.load(path,
 allow_pickle=False)`` opens it anywhere:
 
 ``metadata``
     A 0-d string array holding a JSON object: ``format`` (``"engine.network"``),
-    ``format_version`` (1), ``engine_version``, ``sizes``, ``activation`` (a name, or one
+    ``format_version`` (3), ``engine_version``, ``sizes``, ``activation`` (a name, or one
     per hidden layer), ``output``,
     ``cost``, ``init``, ``dtype``, ``task`` (``"classification"``, ``"regression"`` or
     null), ``normalization`` (null, or the list of statistics stored below), ``history``
