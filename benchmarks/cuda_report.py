@@ -79,7 +79,7 @@ def pixels(n, n_inputs, seed):
 
 
 def environment():
-    from engine import cuda_backend
+    from engine._backends import cuda as cuda_backend
     import numba
 
     info = {"device": cuda_backend.device_description(), "python": platform.python_version(),

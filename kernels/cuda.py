@@ -2,7 +2,7 @@
 backpropagation and the mini-batch update, run on the device.
 
 Twin of :mod:`engine.oracle` and of :mod:`.cpu`; the tests compare them. The Python side
-(:mod:`engine.cuda_backend`) validates inputs, keeps the device arrays and launches these.
+(:mod:`engine._backends.cuda`) validates inputs, keeps the device arrays and launches these.
 Importing this module imports ``numba.cuda``, so only the CUDA backend imports it.
 
 Two ways to run a range of mini-batches

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine import oracle, training
+from engine import oracle, state, training
 from engine.kernels import codes
 from conftest import assert_close_relative as close, make_classification
 from test_training_agreement import COMPILED, RTOL, assert_twins_agree, twins
@@ -90,7 +90,7 @@ def test_unit_weights_and_size_denominator_change_nothing():
     order = np.arange(23)
     costs = []
     for net, weights in zip(nets, (None, np.ones(23))):
-        opt = oracle.Optimizer("adam_folded", training.hyper_dict(training.default_hyper()),
+        opt = oracle.Optimizer("adam_folded", state.hyper_dict(state.default_hyper()),
                                [[np.zeros_like(p), np.zeros_like(p)]
                                 for p in net._oracle_views(net._params)],
                                np.zeros(1, np.int64))

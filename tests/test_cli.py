@@ -15,7 +15,8 @@ from PIL import Image
 
 import engine
 from conftest import mnist_dir
-from engine import cli, cuda_backend, datasets
+from engine import cli, datasets
+from engine._backends import cuda as cuda_backend
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

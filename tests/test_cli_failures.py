@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import engine
-from engine import cli, cuda_backend, datasets
+from engine import cli, datasets
+from engine._backends import cuda as cuda_backend
 
 
 def _one_line(err):

@@ -32,7 +32,7 @@ needs_numba_cuda = pytest.mark.skipif(
     not HAVE_NUMBA_CUDA, reason="numba-cuda is not installed (pip install '.[cuda]')")
 
 if HAVE_NUMBA_CUDA:
-    from engine import cuda_backend
+    from engine._backends import cuda as cuda_backend
 
     AVAILABLE = cuda_backend.availability()
     from numba import cuda

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine import training
+from engine import state
 
 RTOL = {"float64": 1e-10, "float32": 1e-4}
 
@@ -29,7 +29,7 @@ def test_eps_inside_rules_match_oracle(threaded, dtype, optimizer, start):
         net = engine.Network([7, 6, 5, 3], activation=["relu", "tanh"], output="softmax",
                              cost="cross_entropy", init="lecun_normal", dtype=dtype,
                              backend=backend, seed=4, batch_norm=[True, False])
-        training.ensure_optimizer_state(net, optimizer)
+        state.ensure_optimizer_state(net, optimizer)
         net._opt_slots[...] = start
         with threaded(backend):
             net.fit(X, y, epochs=2, batch_size=7, lr=0.01, optimizer=optimizer, eps=1e-7,

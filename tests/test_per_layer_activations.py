@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine import io, oracle
+from engine import oracle
 from engine.kernels import codes, cpu
 from conftest import relative_error, targets_for
 
@@ -141,7 +141,7 @@ def test_per_layer_activations_survive_save_and_load(tmp_path):
     X, y = task()
     net = networks(("numba",))[0]
     net.fit(X, y, epochs=1, batch_size=10, lr=0.1)
-    loaded = io.load(net.save(tmp_path / "mixed.npz"))
+    loaded = engine.load(net.save(tmp_path / "mixed.npz"))
     assert loaded.activation == tuple(MIXED)
     np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
 
@@ -164,7 +164,7 @@ def test_a_list_needs_an_explicit_output():
 
 def test_cuda_refuses_per_layer_activations_by_name():
     pytest.importorskip("numba_cuda")
-    from engine.cuda_backend import CudaBackend
+    from engine._backends.cuda import CudaBackend
 
     net = networks(("numpy",))[0]
     with pytest.raises(ValueError, match="one activation for every hidden layer"):

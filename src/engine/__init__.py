@@ -8,19 +8,12 @@ Keras' workflow: ``engine.Sequential`` with ``engine.layers`` and ``engine.optim
 """
 
 from . import layers, optimizers
+from ._backends import available as backends
+from ._version import __version__
 from .errors import DivergenceError
-from .io import load
+from .loading import load
 from .network import Network
 from .sequential import Sequential
-
-__version__ = "0.1.0"
-
-
-def backends():
-    """Which backends can run here: ``{name: True or a reason string}``."""
-    from .cuda_backend import availability  # imports numba.cuda only when asked
-
-    return {"numpy": True, "numba": True, "numba-parallel": True, "cuda": availability()}
 
 
 def __getattr__(name):

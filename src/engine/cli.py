@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, _validation as check, datasets, io
-from ._backends import NAMES as BACKENDS
+from . import _validation as check, datasets, io, state, training
+from ._version import __version__
+from .loading import load
+from ._backends import NAMES as BACKENDS, available as available_backends
 from .initializers import SCHEMES
 from .kernels import codes
 from .network import DTYPES, Network
@@ -124,7 +126,7 @@ def _sizes(text, n_in, n_out, hidden):
 
 
 class _Progress:
-    """A tqdm bar per epoch, fed by :meth:`Network._train_epochs`' ``on_progress`` hook.
+    """A tqdm bar per epoch, fed by :func:`engine.training.train_epochs`' ``on_progress`` hook.
 
     ``disable=None`` makes tqdm stay silent when stderr is not a terminal (logs, CI, pipes).
     """
@@ -211,8 +213,8 @@ def _train(net, data, X, y, epochs, batch_size, lr, progress, say, checkpoint=No
     net._adopt_task(labels)
     _INTERRUPTS.graceful = True  # from here on, Ctrl-C saves what was trained
     try:
-        net._train_epochs(X, labels, targets, epochs, batch_size, lr, True, on_epoch_end,
-                          on_progress=progress, first_epoch=first_epoch)
+        training.train_epochs(net, X, labels, targets, epochs, batch_size, lr, True,
+                              on_epoch_end, on_progress=progress, first_epoch=first_epoch)
     except (KeyboardInterrupt, Exception) as exc:
         done = progress.done
         progress.close()
@@ -288,7 +290,7 @@ def cmd_train(args):
             if resumed.get("settings") != json.loads(json.dumps(checkpoint[1])):
                 raise UsageError(f"--resume: {checkpoint[0]} comes from a run with other "
                                  f"settings ({resumed.get('settings')}); pass the same ones")
-            net._adopt_state(saved)
+            state.adopt(net, saved)
             say(f"Resuming from {checkpoint[0]} after epoch {resumed['epochs_done']}")
         say(f"Saving a checkpoint to {checkpoint[0]} after every epoch")
     elif args.resume:
@@ -362,7 +364,7 @@ def _summarise(net, part, say, label):
 def cmd_evaluate(args):
     _check_backend(args.backend)
     say = _printer()
-    net = io.load(args.model, backend=args.backend)
+    net = load(args.model, backend=args.backend)
     say(f"Model: {args.model}: {net!r}")
     data = _evaluation_data(net, args, args.part)
     part = getattr(data, args.part)
@@ -472,7 +474,7 @@ def _number(field):
 def cmd_predict(args):
     _check_backend(args.backend)
     say = _printer()
-    net = io.load(args.model, backend=args.backend)
+    net = load(args.model, backend=args.backend)
     rows, names = _read_rows(args.input, net.sizes[0])
     if net._is_classifier():
         outputs = net.predict_proba(rows)
@@ -491,13 +493,12 @@ def cmd_predict(args):
 def cmd_info(args):
     import numba
 
-    from . import backends
-    from .cuda_backend import device_description
+    from ._backends.cuda import device_description
 
     say = _printer()
     say(f"engine {__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__}, "
         f"Numba {numba.__version__})")
-    available = backends()
+    available = available_backends()
     say("Backends: " + ", ".join(f"{name} {'yes' if ok is True else f'no ({ok})'}"
                                  for name, ok in available.items()))
     # The threading layer is chosen when a parallel kernel first runs; run a tiny one.
@@ -528,9 +529,7 @@ def cmd_info(args):
 
 def _check_backend(name):
     """Refuse a backend that cannot run here in one line, before any work."""
-    from . import backends
-
-    status = backends().get(name, True)
+    status = available_backends().get(name, True)
     if status is not True:
         raise UsageError(f"--backend {name} cannot run here: {status}. Use --backend numba "
                          f"(or numba-parallel) to run on the CPU")

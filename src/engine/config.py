@@ -83,7 +83,7 @@ PARALLEL_PANEL_MIN_BYTES = 1_310_720  # 1.25 MiB
 COLUMN_UPDATE_MIN_BATCH = 16
 COLUMN_UPDATE_MIN_ROW_BYTES = 4096
 
-# --- CUDA backend (engine.cuda_backend, kernels/cuda.py). Sensible defaults, not yet tuned
+# --- CUDA backend (engine._backends.cuda, kernels/cuda.py). Sensible defaults, not yet tuned
 # on a real GPU. ---
 
 # How a range of mini-batches runs on the GPU: "tiled" (a few shared-memory tiled kernels

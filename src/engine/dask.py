@@ -36,7 +36,7 @@ from numbers import Integral
 import numpy as np
 
 from . import _validation as check
-from . import training
+from . import state, training
 from .errors import DivergenceError
 from .kernels import codes
 from .network import Network
@@ -581,7 +581,7 @@ class _NetworkDriver:
         plan = training.Plan(net, opts.optimizer, opts.hyper.copy(), opts.dropout)
         unsupported = (plan.features() | ({"l2"} if opts.l2 else set())
                        | ({"batch_norm"} if net._n_bn else set()))
-        unsupported -= set(getattr(net._backend, "features", ()))
+        unsupported -= set(net._backend.features)
         if unsupported:
             raise ValueError(f"backend {net.backend!r} does not support "
                              f"{', '.join(sorted(unsupported))}; use 'numba' or 'numpy'")
@@ -600,7 +600,7 @@ class _NetworkDriver:
             history["lr"] = []
         plan.lr = training.scheduled_rate(opts.schedule, opts.schedule.start(self.lr, n), 0)
         net._adopt_task(head_labels)
-        training.ensure_optimizer_state(net, opts.optimizer)
+        state.ensure_optimizer_state(net, opts.optimizer)
         net.history = history
         try:
             for epoch in range(self.epochs):
@@ -712,12 +712,12 @@ class _EstimatorDriver:
                              f"strategy='lbfgs')")
         net, encoder = self._setup()
         n = self.data.n_samples
-        training.set_optimizer_state(net, None)
+        state.set_optimizer_state(net, None)
         est._learning_rate = float(est.learning_rate_init)
         batch_size = (min(200, n) if est.batch_size == "auto"
                       else int(np.clip(est.batch_size, 1, n)))
         plan = est._plan(net, est.solver)
-        training.ensure_optimizer_state(net, plan.optimizer)
+        state.ensure_optimizer_state(net, plan.optimizer)
         strategy.start(encoder)
         adaptive_sgd = est.solver == "sgd"
         est.n_iter_ = 0

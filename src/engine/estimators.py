@@ -35,7 +35,7 @@ from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_tar
                                       unique_labels)
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _backends, training
+from . import _backends, state, training
 from .kernels import codes
 from .network import Network
 
@@ -285,7 +285,7 @@ class _BaseMLP(BaseEstimator):
     def _fit_stochastic(self, net, X, y, sample_weight, incremental):
         if not incremental or not hasattr(self, "_learning_rate"):
             # a fresh optimiser, as scikit-learn builds a new one for every fit
-            training.set_optimizer_state(net, None)
+            state.set_optimizer_state(net, None)
             self._learning_rate = float(self.learning_rate_init)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -327,7 +327,7 @@ class _BaseMLP(BaseEstimator):
         plan = self._plan(net, self.solver)
         plan.sample_weight = (None if sw_train is None
                               else np.require(sw_train, net.dtype, ["C", "W"]))
-        training.ensure_optimizer_state(net, plan.optimizer)
+        state.ensure_optimizer_state(net, plan.optimizer)
         sample_idx = np.arange(n_samples, dtype=np.int64)
         adaptive_sgd = self.solver == "sgd"
         self.n_iter_ = 0
@@ -427,7 +427,7 @@ class _BaseMLP(BaseEstimator):
         if net._n_bn or self._uses_dropout():
             raise ValueError("solver='lbfgs' minimises a fixed loss: it does not combine "
                              "with dropout or batch_norm; use solver='adam' or 'sgd'")
-        if not hasattr(net._backend, "loss_gradient"):
+        if not net._backend.full_batch_gradient:
             raise ValueError(f"backend={self.backend!r} does not support solver='lbfgs'; "
                              f"use 'numba', 'numba-parallel' or 'numpy'")
         labels, targets = self._kernel_targets(y, net.dtype)

@@ -1,4 +1,5 @@
-"""Models on disk: :func:`save` and :func:`load` one network per ``.npz`` file.
+"""Models on disk, the file format: :func:`save` writes one network per ``.npz`` file and
+:func:`read` checks one and returns its contents (:func:`engine.load` builds the model).
 
 File layout (format version 3)
 ------------------------------
@@ -17,7 +18,7 @@ allow_pickle=False)`` opens it anywhere:
     ``bit_generator.state``, so that shuffling and dropout continue where they stopped)
     and ``training`` (null, or a training checkpoint's progress: see
     :mod:`engine.training`); since version 3 ``sequential`` (null, or the layers and
-    compile settings of an :class:`engine.Sequential` model, which :func:`load` returns).
+    compile settings of an :class:`engine.Sequential` model, which :func:`engine.load` returns).
 ``weights_0`` … ``weights_{L-1}``, ``biases_0`` … ``biases_{L-1}``
     Shapes ``(sizes[l+1], sizes[l])`` and ``(sizes[l+1], 1)``, in the model's dtype.
 ``normalization_mean``, ``normalization_scale`` (and ``normalization_target_mean``,
@@ -57,13 +58,14 @@ import socket
 import time
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from . import config
+from ._version import __version__
 from .initializers import SCHEMES
 from .kernels import codes
-from .normalization import Normalization
 
 FORMAT = "engine.network"
 FORMAT_VERSION = 3
@@ -74,6 +76,19 @@ _META_KEYS = {1: _META_KEYS_V1,
               2: _META_KEYS_V1 | {"batch_norm", "optimizer", "rng_state", "training"}}
 _META_KEYS[3] = _META_KEYS[2] | {"sequential"}
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class ModelRecord(NamedTuple):
+    """What :func:`read` found in a model file, checked."""
+
+    path: Path
+    meta: dict
+    arrays: dict
+
+    def training_arrays(self):
+        """A checkpoint's arrays (``training_<name>`` members) by ``<name>``."""
+        return {name[len("training_"):]: arr for name, arr in self.arrays.items()
+                if name.startswith("training_")}
 
 
 class ModelFileError(ValueError):
@@ -98,7 +113,7 @@ def save(net, path, training=None, sequential=None):
         :func:`engine.training.checkpoint_state`).
     sequential : dict, optional
         The layers and compile settings of the :class:`engine.Sequential` model that runs
-        on ``net`` (its ``get_config()``); :func:`load` then returns that model.
+        on ``net`` (its ``get_config()``); :func:`engine.load` then returns that model.
 
     Returns
     -------
@@ -110,8 +125,6 @@ def save(net, path, training=None, sequential=None):
     ValueError
         If ``net.history`` holds something other than lists of numbers.
     """
-    from . import __version__
-
     path = model_path(path)
     net._sync_parameters()
     arrays = {}
@@ -152,26 +165,22 @@ def save(net, path, training=None, sequential=None):
     return path
 
 
-def load(path, backend="numba", with_training=False):
-    """Read a model written by :func:`save` (or :meth:`engine.Network.save`).
+def read(path):
+    """Read and check a model file written by :func:`save`: the file format only
+    (:func:`engine.load` builds the model from what this returns).
 
     Parameters
     ----------
     path : str or os.PathLike
         The file; a name without ``.npz`` that names no file means the file :func:`save`
         wrote for it, ``path + ".npz"`` (:func:`model_path`).
-    backend : str
-        Backend of the returned network (the file does not fix where it runs).
-    with_training : bool
-        Also return the checkpoint's training progress (see :func:`save`).
 
     Returns
     -------
-    engine.Network
-        Same parameters (bit for bit), architecture, normalisation, batch normalisation,
-        optimiser memory, random generator state and history. With ``with_training``, a
-        pair ``(net, (progress, arrays))``; progress is None in a file that is no
-        checkpoint.
+    ModelRecord
+        The file's path, its metadata (every field checked, older versions' missing
+        fields filled in) and its arrays by member name (names and shapes checked against
+        the metadata).
 
     Raises
     ------
@@ -181,8 +190,6 @@ def load(path, backend="numba", with_training=False):
         If the file is not a model file, is damaged, misses or has unexpected fields or
         shapes, or comes from a newer format version.
     """
-    from .network import Network
-
     path = Path(path)
     if not path.is_file():
         path = model_path(path)
@@ -216,67 +223,13 @@ def load(path, backend="numba", with_training=False):
         for name in expected - {"metadata"}:
             archive.header(name)  # each one's declared size against its member's
         arrays = {name: archive.array(name) for name in expected - {"metadata"}}
-    try:
-        net = Network(sizes, activation=meta["activation"], output=meta["output"],
-                      cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],
-                      backend=backend, batch_norm=meta["batch_norm"])
-    except ValueError as exc:
-        raise ModelFileError(f"{path}: the metadata describe no valid network: {exc}") from None
-    for kind, views in (("weights", net._weight_views), ("biases", net._bias_views)):
-        for layer, view in enumerate(views):
-            # Written into the views directly (not through the checked setter) so a model
-            # saved after training diverged still round-trips, NaN included; prediction and
-            # training refuse such parameters.
-            view[...] = arrays[f"{kind}_{layer}"]
-    if net._n_bn:
-        net._params[net._params.size - 2 * net._n_bn:] = arrays["batch_norm_params"]
-        net._bn_running[...] = arrays["batch_norm_running"]
-    optimizer = dict(meta["optimizer"])
-    state = {"optimizer": optimizer["name"], "step": optimizer["step"]}
-    for slot in codes.SLOTS[optimizer["name"]]:
-        state[slot] = arrays[f"optimizer_{slot}"]
-    net._set_optimizer_state(state)
-    if meta["rng_state"] is not None:
-        try:
-            bit_generator = getattr(np.random, meta["rng_state"]["bit_generator"])()
-            bit_generator.state = meta["rng_state"]
-        except (TypeError, ValueError, KeyError, OverflowError) as exc:
-            raise ModelFileError(f"{path}: bad rng_state ({type(exc).__name__}: {exc})") from None
-        net.rng = np.random.Generator(bit_generator)
-    if meta["normalization"] is not None:
-        stats = {}
-        for name in meta["normalization"]:
-            arr = arrays[f"normalization_{name}"]
-            if arr.dtype != np.float64 or arr.ndim != 1:
-                raise ModelFileError(f"{path}: normalization_{name} should be a 1-D float64 "
-                                     f"array; found {arr.dtype} of shape {arr.shape}")
-            stats[name] = arr
-        try:
-            net.normalization = Normalization(**stats)
-        except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: bad normalisation statistics: {exc}") from None
-    net._task = meta["task"]
-    net.history = meta["history"]
-    if meta["sequential"] is not None:
-        from .sequential import Sequential
-
-        try:
-            model = Sequential._from_saved(net, meta["sequential"])
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{path}: the metadata describe no valid Sequential model: "
-                                 f"{exc}") from None
-        return (model, (meta["training"], {})) if with_training else model
-    if with_training:
-        extra = {name[len("training_"):]: arr for name, arr in arrays.items()
-                 if name.startswith("training_")}
-        return net, (meta["training"], extra)
-    return net
+    return ModelRecord(path, meta, arrays)
 
 
 def model_path(path):
     """The file a model or checkpoint named ``path`` is written to: ``path`` itself when it
     ends in ``.npz``, else ``path + ".npz"`` (as :func:`numpy.savez` names it). The one
-    rule for names: :func:`save`, :func:`load`, ``fit(checkpoint=, resume=)`` and the
+    rule for names: :func:`save`, :func:`read`, ``fit(checkpoint=, resume=)`` and the
     command line's ``--checkpoint`` all follow it."""
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
@@ -558,8 +511,6 @@ def _metadata(path, arrays):
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ModelFileError(f"{path}: bad format_version {version!r}")
     if version > FORMAT_VERSION:
-        from . import __version__
-
         raise ModelFileError(f"{path} was written in model format version {version} by engine "
                              f"{meta.get('engine_version', '?')}; this engine ({__version__}) "
                              f"reads versions up to {FORMAT_VERSION}. Upgrade engine to load it.")

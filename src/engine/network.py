@@ -1,13 +1,11 @@
 """The public model: :class:`Network`, Nielsen's API and an array API in one class."""
 
-import contextlib
 import functools
 import threading
 
 import numpy as np
 
-from . import _backends, _validation as check, config, io, oracle, training
-from .errors import DivergenceError
+from . import _backends, _validation as check, config, io, oracle, state, training
 from .initializers import SCHEMES, initial_parameters
 from .normalization import Normalization
 from .kernels import codes
@@ -148,7 +146,7 @@ class Network:
         self.normalization = None
         self.best_epoch = self.stopped_epoch = None  # set by fit(early_stopping=True)
         self._task = None  # "classification" or "regression" once fit has seen targets
-        training.set_optimizer_state(self, None)
+        state.set_optimizer_state(self, None)
 
     def _hidden_names(self):
         """The activation of each hidden layer, in order."""
@@ -166,28 +164,16 @@ class Network:
         for layers without it). ``_bn_running`` holds the running mean (row 0) and running
         variance (row 1) of each normalised unit.
         """
-        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
-        w_off, b_off, offset = [], [], 0
-        for n_in, n_out in pairs:
-            w_off.append(offset)
-            offset += n_out * n_in
-            b_off.append(offset)
-            offset += n_out
-        bn_off, n_bn = [], 0
-        for layer, n_out in enumerate(self.sizes[1:]):
-            normalised = layer < len(self.batch_norm) and self.batch_norm[layer]
-            bn_off.append(n_bn if normalised else -1)
-            n_bn += n_out if normalised else 0
-        self._n_bn = n_bn
-        self._bn_off = np.asarray(bn_off, dtype=np.int64)
-        self._params = np.zeros(offset + 2 * n_bn, dtype=self.dtype)
-        self._params[offset:offset + n_bn] = 1  # γ starts at 1, β at 0, as in torch
-        self._bn_running = np.zeros((2, n_bn), dtype=self.dtype)
-        self._bn_running[1] = 1  # running mean 0, running variance 1, as in torch
+        where = state.layout(self.sizes, self.batch_norm)
+        self._n_bn = where.n_bn
+        self._bn_off, self._w_off, self._b_off, self._a_off = (where.bn_off, where.w_off,
+                                                               where.b_off, where.a_off)
         self._sizes = np.asarray(self.sizes, dtype=np.int64)
-        self._w_off = np.asarray(w_off, dtype=np.int64)
-        self._b_off = np.asarray(b_off, dtype=np.int64)
-        self._a_off = np.concatenate([[0], np.cumsum(self.sizes[:-1])]).astype(np.int64)
+        self._params = np.zeros(where.size, dtype=self.dtype)
+        first_gamma = where.size - 2 * where.n_bn
+        self._params[first_gamma:first_gamma + where.n_bn] = 1  # γ starts at 1, β at 0 (torch)
+        self._bn_running = np.zeros((2, where.n_bn), dtype=self.dtype)
+        self._bn_running[1] = 1  # running mean 0, running variance 1, as in torch
         self._bias_views, self._weight_views = self._unflatten(self._params, copy=False)
         self._weights_shown = list(self._weight_views)
         self._biases_shown = list(self._bias_views)
@@ -306,15 +292,15 @@ class Network:
         """The optimiser's memory: ``{"optimizer": name, "step": int, <torch slot name>:
         array shaped like ``_params``, ...}`` (copies; JSON-able scalars). A later
         :meth:`fit` with the same ``optimizer`` continues from it."""
-        return training.optimizer_state(self)
+        return state.optimizer_state(self)
 
-    def _set_optimizer_state(self, state):
+    def _set_optimizer_state(self, saved):
         """Adopt a dict from :meth:`_optimizer_state`; None resets to a fresh optimiser."""
-        training.set_optimizer_state(self, state)
+        state.set_optimizer_state(self, saved)
 
     def reset_optimizer(self):
         """Forget the optimiser's memory (momentum, moment estimates, step count)."""
-        training.set_optimizer_state(self, None)
+        state.set_optimizer_state(self, None)
 
     @property
     def backend(self):
@@ -354,9 +340,7 @@ class Network:
 
     def save(self, path):
         """Write the model to ``path`` (``.npz``); see :func:`engine.io.save`."""
-        from .io import save
-
-        return save(self, path)
+        return io.save(self, path)
 
     # -- the array API (scikit-learn / Keras style) ----------------------------------------
 
@@ -514,7 +498,9 @@ class Network:
     def _read_checkpoint(self, path):
         """Read and check a checkpoint for ``resume=path`` without adopting anything;
         returns ``(path, network in the file, (progress, arrays))``."""
-        saved, progress = io.load(path, backend="numpy", with_training=True)
+        record = io.read(path)
+        saved = Network._from_record(record, backend="numpy")
+        progress = (record.meta["training"], record.training_arrays())
         if progress[0] is None:
             raise ValueError(f"resume={str(path)!r} is a model file without training progress; "
                              f"checkpoints come from fit(..., checkpoint=PATH)")
@@ -526,18 +512,58 @@ class Network:
             raise ValueError(f"resume={str(path)!r} holds {saved!r}, not this {self!r}")
         return io.model_path(path), saved, progress
 
-    def _adopt_state(self, saved):
-        """Take over another network's state (parameters, batch-norm statistics, optimiser
-        memory, generator, history, normalisation, task): the last step of an entry point
-        that replaces state, once everything it needs has been checked."""
-        self._sync_parameters()
-        self._params[...] = saved._params
-        self._bn_running[...] = saved._bn_running
-        self._set_optimizer_state(saved._optimizer_state())
-        self.rng = saved.rng
-        self.history = saved.history
-        self.normalization = saved.normalization
-        self._task = saved._task
+    @classmethod
+    def _from_record(cls, record, backend="numba"):
+        """The network a checked model file holds (:func:`engine.io.read`'s record):
+        parameters bit for bit, optimiser memory, generator, normalisation, task, history."""
+        path, meta, arrays = record
+        sizes = meta["sizes"]
+        try:
+            net = cls(sizes, activation=meta["activation"], output=meta["output"],
+                      cost=meta["cost"], init=meta["init"], dtype=meta["dtype"],
+                      backend=backend, batch_norm=meta["batch_norm"])
+        except ValueError as exc:
+            raise io.ModelFileError(f"{path}: the metadata describe no valid network: "
+                                    f"{exc}") from None
+        for kind, views in (("weights", net._weight_views), ("biases", net._bias_views)):
+            for layer, view in enumerate(views):
+                # Written into the views directly (not through the checked setter) so a model
+                # saved after training diverged still round-trips, NaN included; prediction and
+                # training refuse such parameters.
+                view[...] = arrays[f"{kind}_{layer}"]
+        if net._n_bn:
+            net._params[net._params.size - 2 * net._n_bn:] = arrays["batch_norm_params"]
+            net._bn_running[...] = arrays["batch_norm_running"]
+        optimizer = dict(meta["optimizer"])
+        memory = {"optimizer": optimizer["name"], "step": optimizer["step"]}
+        for slot in codes.SLOTS[optimizer["name"]]:
+            memory[slot] = arrays[f"optimizer_{slot}"]
+        net._set_optimizer_state(memory)
+        if meta["rng_state"] is not None:
+            try:
+                bit_generator = getattr(np.random, meta["rng_state"]["bit_generator"])()
+                bit_generator.state = meta["rng_state"]
+            except (TypeError, ValueError, KeyError, OverflowError) as exc:
+                raise io.ModelFileError(f"{path}: bad rng_state ({type(exc).__name__}: "
+                                        f"{exc})") from None
+            net.rng = np.random.Generator(bit_generator)
+        if meta["normalization"] is not None:
+            stats = {}
+            for name in meta["normalization"]:
+                arr = arrays[f"normalization_{name}"]
+                if arr.dtype != np.float64 or arr.ndim != 1:
+                    raise io.ModelFileError(f"{path}: normalization_{name} should be a 1-D "
+                                            f"float64 array; found {arr.dtype} of shape "
+                                            f"{arr.shape}")
+                stats[name] = arr
+            try:
+                net.normalization = Normalization(**stats)
+            except (TypeError, ValueError) as exc:
+                raise io.ModelFileError(f"{path}: bad normalisation statistics: "
+                                        f"{exc}") from None
+        net._task = meta["task"]
+        net.history = meta["history"]
+        return net
 
     def predict_proba(self, X):
         """Output-layer activations for each row of ``X``, shape (n_samples, n_out)."""
@@ -602,7 +628,7 @@ class Network:
         if lmbda:
             lmbda = check.non_negative_float("lmbda", lmbda)
             n = check.positive_int("n", n)
-            plan = training.Plan(self, hyper=training.network_hyper(self, lmbda / n))
+            plan = training.Plan(self, hyper=state.network_hyper(self, lmbda / n))
         order = np.arange(X.shape[0], dtype=np.int64)
         self._usable_parameters()
         self._adopt_task(labels)
@@ -705,65 +731,12 @@ class Network:
     def _adopt_task(self, labels):
         self._task = "classification" if labels.size else "regression"
 
-    def _train_epochs(self, X, labels, targets, epochs, batch_size, lr, shuffle, on_epoch_end,
-                      on_progress=None, updates_per_call=None, plan=None, first_epoch=0):
-        """The epoch loop every training entry point shares.
-
-        Each epoch's order comes from the network's generator. Without ``on_progress`` all
-        mini-batches of an epoch run in one backend call; with it, the epoch runs in chunks of
-        ``updates_per_call`` mini-batches (default: about 100 chunks per epoch) and
-        ``on_progress(samples_done, n)`` is called between them. A KeyboardInterrupt raised
-        during a chunk surfaces after it, at a mini-batch boundary, with the parameters
-        consistent. ``on_epoch_end(epoch, mean_cost)`` returning True ends training.
-
-        ``plan`` (:class:`engine.training.Plan`; None is the seeds' SGD) carries the
-        optimiser and dropout to the backend; each epoch then runs at ``plan.lr`` (a
-        schedule changes it between epochs), and dropout masks are drawn from the
-        network's generator before each backend call.
-        """
-        self._usable_parameters()
-        n = X.shape[0]
-        # A mini-batch larger than the data is the whole data, on every path: the same
-        # numbers as batch_size=n, and scratch memory for n samples, not batch_size.
-        batch_size = min(batch_size, n)
-        n_batches = -(-n // batch_size)
-        if updates_per_call is None:
-            updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
-        step = updates_per_call * batch_size
-        last_finite = _Snapshot(self)
-        # A backend may keep the fit's data on its device for all epochs (the CUDA one does).
-        fit_scope = getattr(self._backend, "fit_scope", None)
-        with fit_scope(X, labels, targets) if fit_scope else contextlib.nullcontext():
-            for epoch in range(first_epoch, epochs):
-                order = (self.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-                rate = lr if plan is None else plan.lr
-                last_finite.take()
-                total_cost = 0.0
-                for start in range(0, n, step):
-                    stop = min(n, start + step)
-                    if plan is not None:
-                        plan.draw_mask(self.rng, stop - start)
-                    total_cost += self._backend.train(self, X, labels, targets, order, start,
-                                                      stop, batch_size, rate, plan=plan)
-                    if on_progress is not None:
-                        on_progress(stop, n)
-                mean_cost = float(total_cost) / n
-                if not np.isfinite(mean_cost) or not last_finite.still_finite():
-                    last_finite.restore()
-                    raise DivergenceError(
-                        f"training diverged in epoch {epoch + 1}: the loss became "
-                        f"{mean_cost}. The network keeps the last finite parameters (from "
-                        f"the end of epoch {epoch}). Try a smaller learning rate than {rate}.",
-                        epoch)
-                if on_epoch_end(epoch, mean_cost):
-                    break
-
     def _prediction_input(self, X):
         """``X`` checked for :meth:`_predict_rows`. A backend that flags non-finite
-        pre-activations itself (``forward_flagged``) spares the separate NaN/inf pass over
+        pre-activations itself (``flags_nonfinite``) spares the separate NaN/inf pass over
         X; :meth:`_forward` counts them only when a row is flagged."""
-        flags = hasattr(self._backend, "forward_flagged")
-        return check.features(X, self.sizes[0], self.dtype, finite=not flags)
+        return check.features(X, self.sizes[0], self.dtype,
+                              finite=not self._backend.flags_nonfinite)
 
     def _predict_rows(self, X):
         """Output activations for rows ``X`` from :meth:`_prediction_input`."""
@@ -797,12 +770,9 @@ class Network:
         parameters, or finite inputs and parameters whose products overflow the dtype)
         instead of reaching the caller as NaN or as a label taken from NaN."""
         self._usable_parameters()
-        if hasattr(self._backend, "forward_flagged"):
-            a, z, suspicious = self._backend.forward_flagged(self, X)
-            if suspicious:  # a bad input, or finite values that overflow on the way
-                check.nonfinite_error(X)
-        else:
-            a, z = self._backend.forward(self, X)
+        a, z, suspicious = self._backend.forward(self, X)
+        if suspicious:  # a bad input, or finite values that overflow on the way
+            check.nonfinite_error(X)
         if check.count_nonfinite(a):
             self._overflow_error(X, a)
         return a, z
@@ -870,37 +840,6 @@ class Network:
         return (f"Network({self.sizes}, activation={activation!r}, "
                 f"output={self.output!r}, cost={self.cost!r}, dtype={self.dtype.name!r}, "
                 f"backend={self.backend!r}{extra})")
-
-
-class _Snapshot:
-    """The state training changes (parameters, optimiser memory, batch-norm running
-    statistics), kept at the start of each epoch so that a diverged epoch can be undone."""
-
-    def __init__(self, net):
-        self.net = net
-
-    def _arrays(self):
-        net = self.net
-        return (net._params, net._opt_slots, net._opt_step, net._bn_running)
-
-    def take(self):
-        arrays = self._arrays()
-        saved = getattr(self, "saved", None)
-        if saved is None or any(s.shape != a.shape for s, a in zip(saved, arrays)):
-            self.saved = [a.copy() for a in arrays]
-        else:  # every epoch: reuse the buffers
-            for s, a in zip(saved, arrays):
-                s[...] = a
-
-    def still_finite(self):
-        net = self.net
-        return bool(np.isfinite(net._params).all() and np.isfinite(net._opt_slots).all()
-                    and np.isfinite(net._bn_running).all())
-
-    def restore(self):
-        for live, saved in zip(self._arrays(), self.saved):
-            if live.shape == saved.shape:
-                live[...] = saved
 
 
 def _hidden_activations(value, n_hidden):

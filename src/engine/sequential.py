@@ -41,7 +41,7 @@ import numpy as np
 from . import _validation as check
 from . import layers as layers_module
 from . import optimizers as optimizers_module
-from . import oracle, training
+from . import io, oracle, state, training
 from .initializers import initial_parameters
 from .network import Network
 
@@ -316,7 +316,7 @@ class Sequential:
         """Output activations and pre-activations (prediction mode)."""
         net = self._net
         net._sync_parameters()
-        return net._backend.forward(net, X)
+        return net._backend.forward(net, X)[:2]
 
     def _loss_and_metrics(self, X, labels, targets):
         """Keras' loss and each compiled metric on checked arrays."""
@@ -386,7 +386,7 @@ class Sequential:
                                          for g in self._groups_built[:-1]],
                                 callbacks=[_KerasCallback(cb, self) for cb in callbacks])
         if compiled["fresh_optimizer"]:  # Keras' optimiser memory starts at compile
-            training.ensure_optimizer_state(net, opts.optimizer)
+            state.ensure_optimizer_state(net, opts.optimizer)
             net._opt_slots[...] = optimizer.initial_slot_value()
             compiled["fresh_optimizer"] = False
         if net._loss_scale != 1.0:  # Keras' loss: every sample weighs the ratio
@@ -572,9 +572,7 @@ class Sequential:
     def save(self, path):
         """Write the model (layers, weights, optimiser memory, compile settings) to an
         ``.npz`` file in the engine's format; :func:`engine.load` returns a Sequential."""
-        from .io import save
-
-        return save(self.network, path, sequential=self.get_config())
+        return io.save(self.network, path, sequential=self.get_config())
 
     @classmethod
     def _from_saved(cls, net, config):

@@ -46,18 +46,13 @@ import numbers
 import numpy as np
 
 from . import _validation as check
-from . import config
+from . import io
 from .errors import DivergenceError
 from .kernels import codes
+from .state import (DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_MOMENTUM, DEFAULT_RHO,
+                    Snapshot, adopt, default_hyper, ensure_optimizer_state, network_hyper)
 
 OPTIMIZERS = tuple(codes.OPTIMIZERS)
-
-# Defaults where torch.optim has them (momentum has none in torch; 0.9 is the usual choice).
-DEFAULT_MOMENTUM = 0.9
-DEFAULT_BETA1, DEFAULT_BETA2 = 0.9, 0.999
-DEFAULT_RHO = 0.99                      # torch.optim.RMSprop's alpha
-DEFAULT_EPS = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8, "adam_folded": 1e-8,
-               "adagrad_eps_inside": 1e-7, "rmsprop_eps_inside": 1e-7}  # the last: Keras'
 
 # Which optimisers read which hyper-parameter (for clear errors about misplaced ones).
 _USES = {"momentum": ("momentum", "nesterov", "velocity", "velocity_nesterov"),
@@ -334,104 +329,6 @@ class Plan:
         return used
 
 
-def network_hyper(net, weight_decay=0.0):
-    """:func:`default_hyper` with the network's batch-normalisation rule (torch's, or Keras'
-    for :class:`engine.Sequential` models: see ``Network._set_batch_norm_rule``)."""
-    hyper = default_hyper(weight_decay)
-    hyper[codes.H_BN_MOMENTUM] = net._bn_momentum
-    hyper[codes.H_BN_EPS] = net._bn_eps
-    hyper[codes.H_BN_UNBIASED] = float(net._bn_unbiased)
-    return hyper
-
-
-def default_hyper(weight_decay=0.0):
-    hyper = np.zeros(codes.N_HYPER)
-    hyper[codes.H_MOMENTUM] = DEFAULT_MOMENTUM
-    hyper[codes.H_BETA1], hyper[codes.H_BETA2] = DEFAULT_BETA1, DEFAULT_BETA2
-    hyper[codes.H_EPS] = 1e-8
-    hyper[codes.H_RHO] = DEFAULT_RHO
-    hyper[codes.H_WEIGHT_DECAY] = weight_decay
-    hyper[codes.H_BN_MOMENTUM] = config.BN_MOMENTUM
-    hyper[codes.H_BN_EPS] = config.BN_EPS
-    hyper[codes.H_COST_SCALE] = 1.0
-    hyper[codes.H_BN_UNBIASED] = 1.0
-    return hyper
-
-
-def hyper_dict(hyper):
-    """The oracle's view of a hyper-parameter array."""
-    return {"momentum": float(hyper[codes.H_MOMENTUM]), "beta1": float(hyper[codes.H_BETA1]),
-            "beta2": float(hyper[codes.H_BETA2]), "eps": float(hyper[codes.H_EPS]),
-            "rho": float(hyper[codes.H_RHO]),
-            "weight_decay": float(hyper[codes.H_WEIGHT_DECAY])}
-
-
-def batch_rules(hyper):
-    """The oracle's per-mini-batch rules (``oracle.update_mini_batch``'s keywords) from a
-    hyper-parameter array."""
-    return {"weight_total": bool(hyper[codes.H_WEIGHT_TOTAL]),
-            "l2_batch": float(hyper[codes.H_L2_BATCH]),
-            "cost_scale": float(hyper[codes.H_COST_SCALE])}
-
-
-# ---------------------------------------------------------------------------------------
-# Optimiser state on the network (save/load stores it; training resumes from it)
-# ---------------------------------------------------------------------------------------
-
-
-def ensure_optimizer_state(net, name):
-    """Keep the network's optimiser memory if it belongs to ``name``, else start afresh
-    (zeros, step 0), as a new ``torch.optim`` optimiser would."""
-    n_slots = len(codes.SLOTS[name])
-    slots = net._opt_slots
-    if net._opt_name != name or slots.shape != (n_slots, net._params.size) \
-            or slots.dtype != net.dtype:
-        net._opt_name = name
-        net._opt_slots = np.zeros((n_slots, net._params.size), dtype=net.dtype)
-        net._opt_step = np.zeros(1, dtype=np.int64)
-
-
-def optimizer_state(net):
-    """``{"optimizer": name, "step": int, <slot name>: flat array, ...}`` (copies).
-
-    Slot names are torch's (``momentum_buffer``, ``sum``, ``square_avg``, ``exp_avg``,
-    ``exp_avg_sq``); each array is laid out like ``net._params`` (weights and biases,
-    then batch-norm γ and β)."""
-    state = {"optimizer": net._opt_name, "step": int(net._opt_step[0])}
-    for row, slot in enumerate(codes.SLOTS[net._opt_name]):
-        state[slot] = net._opt_slots[row].copy()
-    return state
-
-
-def set_optimizer_state(net, state):
-    """Adopt a dict from :func:`optimizer_state` (or None to reset to plain SGD)."""
-    if state is None:
-        net._opt_name = "sgd"
-        net._opt_slots = np.zeros((0, net._params.size), dtype=net.dtype)
-        net._opt_step = np.zeros(1, dtype=np.int64)
-        return
-    if not isinstance(state, dict):
-        raise TypeError(f"optimizer state must be a dict from _optimizer_state(); got "
-                        f"{type(state).__name__}")
-    name = check.choice("optimizer state 'optimizer'", state.get("optimizer"), codes.SLOTS)
-    step = state.get("step")
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-        raise ValueError(f"optimizer state 'step' must be a non-negative integer; got {step!r}")
-    rows = []
-    for slot in codes.SLOTS[name]:
-        if slot not in state:
-            raise ValueError(f"optimizer state for {name!r} needs {slot!r}")
-        arr = np.asarray(state[slot])
-        if arr.shape != net._params.shape:
-            raise ValueError(f"optimizer state {slot!r} must have shape {net._params.shape}; "
-                             f"got {arr.shape}")
-        rows.append(arr)
-    net._opt_name = name
-    net._opt_slots = (np.array(rows, dtype=net.dtype) if rows
-                      else np.zeros((0, net._params.size), dtype=net.dtype))
-    net._opt_step = np.array([step], dtype=np.int64)
-
-
 # ---------------------------------------------------------------------------------------
 # Options: validation of everything fit accepts beyond the seeds' arguments
 # ---------------------------------------------------------------------------------------
@@ -681,6 +578,59 @@ def sample_weights(sample_weight, class_weight, labels, n, n_out, dtype):
     return np.ascontiguousarray(weights, dtype=dtype)
 
 
+def train_epochs(net, X, labels, targets, epochs, batch_size, lr, shuffle, on_epoch_end,
+                 on_progress=None, updates_per_call=None, plan=None, first_epoch=0):
+    """The epoch loop every training entry point shares.
+
+    Each epoch's order comes from the network's generator. Without ``on_progress`` all
+    mini-batches of an epoch run in one backend call; with it, the epoch runs in chunks of
+    ``updates_per_call`` mini-batches (default: about 100 chunks per epoch) and
+    ``on_progress(samples_done, n)`` is called between them. A KeyboardInterrupt raised
+    during a chunk surfaces after it, at a mini-batch boundary, with the parameters
+    consistent. ``on_epoch_end(epoch, mean_cost)`` returning True ends training.
+
+    ``plan`` (:class:`Plan`; None is Nielsen's plain SGD) carries the
+    optimiser and dropout to the backend; each epoch then runs at ``plan.lr`` (a
+    schedule changes it between epochs), and dropout masks are drawn from the
+    network's generator before each backend call.
+    """
+    net._usable_parameters()
+    n = X.shape[0]
+    # A mini-batch larger than the data is the whole data, on every path: the same
+    # numbers as batch_size=n, and scratch memory for n samples, not batch_size.
+    batch_size = min(batch_size, n)
+    n_batches = -(-n // batch_size)
+    if updates_per_call is None:
+        updates_per_call = n_batches if on_progress is None else max(1, n_batches // 100)
+    step = updates_per_call * batch_size
+    last_finite = Snapshot(net)
+    # A backend may keep the fit's data on its device for all epochs (the CUDA one does).
+    with net._backend.fit_scope(X, labels, targets):
+        for epoch in range(first_epoch, epochs):
+            order = (net.rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+            rate = lr if plan is None else plan.lr
+            last_finite.take()
+            total_cost = 0.0
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                if plan is not None:
+                    plan.draw_mask(net.rng, stop - start)
+                total_cost += net._backend.train(net, X, labels, targets, order, start,
+                                                  stop, batch_size, rate, plan=plan)
+                if on_progress is not None:
+                    on_progress(stop, n)
+            mean_cost = float(total_cost) / n
+            if not np.isfinite(mean_cost) or not last_finite.still_finite():
+                last_finite.restore()
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch + 1}: the loss became "
+                    f"{mean_cost}. The network keeps the last finite parameters (from "
+                    f"the end of epoch {epoch}). Try a smaller learning rate than {rate}.",
+                    epoch)
+            if on_epoch_end(epoch, mean_cost):
+                break
+
+
 def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validation=None,
         report=None, on_progress=None, checkpoint=None, resume=None, sample_weight=None,
         updates_per_call=None):
@@ -700,7 +650,7 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     network's dtype (see :class:`Plan`, and :func:`sample_weights`; a mini-batch's sums are
     divided by its size); a held-out validation fraction takes its rows' weights out.
     ``on_progress(samples_done, n)`` is called every ``updates_per_call`` mini-batches
-    (see ``Network._train_epochs``).
+    (see :func:`train_epochs`).
     """
     if net._n_bn and batch_size < 2:
         raise ValueError("batch_size must be at least 2 with batch normalisation (the batch "
@@ -710,7 +660,7 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     unsupported = plan.features() | ({"l2"} if opts.l2 else set())
     if net._n_bn:
         unsupported.add("batch_norm")
-    unsupported -= set(getattr(net._backend, "features", ()))
+    unsupported -= set(net._backend.features)
     if unsupported:
         named = [f"optimizer={opts.optimizer!r}" if f == "optimizer" else f
                  for f in sorted(unsupported)]
@@ -753,7 +703,7 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     if resume is not None:
         path, saved, progress = resume
         _check_resume(path, progress[0], settings, history, saved.history)
-        net._adopt_state(saved)  # every check has passed
+        adopt(net, saved)  # every check has passed
     net._adopt_task(labels)
     ensure_optimizer_state(net, opts.optimizer)
     if resume is not None:
@@ -783,9 +733,7 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
         for cb in opts.callbacks:
             stop = _call(cb, epoch, history) or stop
         if checkpoint is not None:
-            from .io import save
-
-            save(net, checkpoint, training=checkpoint_state(net, settings, epoch + 1, stop,
+            io.save(net, checkpoint, training=checkpoint_state(net, settings, epoch + 1, stop,
                                                             plan, opts, val_rows))
         return stop
 
@@ -793,10 +741,10 @@ def run(net, X, labels, targets, epochs, batch_size, lr, shuffle, opts, validati
     net.history = history
     try:
         if not stopped:
-            net._train_epochs(X, labels, targets, epochs, batch_size, lr, shuffle,
-                              on_epoch_end, on_progress=on_progress,
-                              updates_per_call=updates_per_call, plan=plan,
-                              first_epoch=first_epoch)
+            train_epochs(net, X, labels, targets, epochs, batch_size, lr, shuffle,
+                         on_epoch_end, on_progress=on_progress,
+                         updates_per_call=updates_per_call, plan=plan,
+                         first_epoch=first_epoch)
     except DivergenceError as exc:
         exc.history = history
         raise

@@ -25,8 +25,9 @@ import warnings
 
 import numpy as np
 
-from . import config
-from .kernels import codes
+from .. import config
+from ..kernels import codes
+from .protocol import Backend
 
 INSTALL_HINT = 'pip install "engine[cuda]"'
 
@@ -80,7 +81,7 @@ def _blocks(count, per_block):
     return (count + per_block - 1) // per_block
 
 
-class CudaBackend:
+class CudaBackend(Backend):
     """Train and predict on a CUDA GPU; the same protocol as the CPU backends.
 
     Raises
@@ -91,7 +92,7 @@ class CudaBackend:
 
     name = "cuda"
     # Training features beyond the seeds' SGD that the kernels implement (see
-    # engine._backends.FEATURES): none yet; engine.training refuses them by name.
+    # engine._backends.FEATURES): none yet; the training loop refuses them by name.
     features = ()
 
     def __init__(self):
@@ -101,7 +102,7 @@ class CudaBackend:
                                f"backend='numba' runs on the CPU.")
         from numba import cuda
 
-        from .kernels import cuda as kernels
+        from ..kernels import cuda as kernels
 
         self._cuda = cuda
         self._kernels = kernels
@@ -152,7 +153,8 @@ class CudaBackend:
         return float(np.sum(costs, dtype=np.float64))
 
     def forward(self, net, X):
-        """Output activations and pre-activations for the rows of ``X`` (host arrays)."""
+        """Output activations and pre-activations for the rows of ``X`` (host arrays);
+        the inputs were checked for finiteness by the network (no flags here)."""
         self._refuse_unsupported(net)
         self._device_params(net)
         d_X = self._device_rows(X)
@@ -173,7 +175,7 @@ class CudaBackend:
                         scratch.out_a, scratch.zout, m, n_out)
                 scratch.out_a[:m].copy_to_host(out_a[first:first + m])
                 scratch.zout[:m].copy_to_host(out_z[first:first + m])
-        return out_a, out_z
+        return out_a, out_z, None
 
     def gradient(self, net, X, labels, targets):
         """Summed gradients over the rows of ``X``: ``(nabla_b, nabla_w)`` host lists."""
@@ -185,7 +187,7 @@ class CudaBackend:
     def fit_scope(self, X, labels, targets):
         """Keep one fit's data on the device: uploaded here once, freed on leaving.
 
-        ``Network._train_epochs`` enters this around its epochs. Inside, ``train`` finds
+        ``engine.training.train_epochs`` enters this around its epochs. Inside, ``train`` finds
         these arrays by identity (they are the same objects every epoch), the epoch's
         order is uploaded on its first use, and a validation set passed to ``forward`` is
         uploaded once. Outside a fit every call uploads what it needs, so editing an

@@ -1,132 +1,28 @@
-"""Execution targets behind :class:`engine.Network`: one small class per backend.
-
-A backend trains a range of mini-batches in place on the network's flat parameter array and
-feeds batches forward. The network owns the parameters (and the optimiser's memory and
-batch-norm statistics); backends own only scratch space.
-
-Protocol: ``train(net, X, labels, targets, order, start, stop, batch_size, lr, plan=None)``
-(``plan``: an :class:`engine.training.Plan` or None for the seeds' SGD without touching the
-optimiser's memory; returns the summed cost), ``forward(net, X)`` (prediction mode, returns
-``(out_a, out_z)``) and ``gradient(net, X, labels, targets)``. ``features`` names what a
-backend supports beyond the seeds' SGD: "optimizer", "l2", "dropout", "batch_norm",
-"sample_weight" and "batch_rules" (scikit-learn's per-batch L2 and cost scale, see
-``kernels/codes.py``).
-"""
+"""The ``"numba"`` and ``"numba-parallel"`` backends: the compiled CPU kernels
+(:mod:`engine.kernels.cpu`), with the scratch space and working layout they need."""
 
 import threading
 
 import numpy as np
 
-from . import config, oracle, training
-from .kernels import codes
-
-FEATURES = ("optimizer", "l2", "dropout", "batch_norm", "sample_weight", "batch_rules")
-
-
-def one_hot(labels, n_out, dtype):
-    rows = np.zeros((labels.size, n_out), dtype=dtype)
-    rows[np.arange(labels.size), labels] = 1
-    return rows
+from .. import config, state
+from ..kernels import codes
+from .protocol import FEATURES, Backend
 
 
-class NumpyBackend:
-    """The oracle itself, as a backend: readable, vectorised per mini-batch, not compiled."""
-
-    name = "numpy"
-    features = FEATURES
-
-    def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
-        Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
-        hyper = training.network_hyper(net) if plan is None else plan.hyper
-        optimizer = dropout = sample_weight = None
-        rules = training.batch_rules(hyper)
-        if plan is not None:
-            sample_weight = plan.sample_weight
-            training.ensure_optimizer_state(net, plan.optimizer)
-            per_slot = [net._oracle_views(row) for row in net._opt_slots]
-            slots = [list(views) for views in zip(*per_slot)] if per_slot else None
-            if slots is None:
-                slots = [[] for _ in net._oracle_views(net._params)]
-            optimizer = oracle.Optimizer(plan.optimizer, training.hyper_dict(hyper), slots,
-                                         net._opt_step)
-            dropout = self._dropout(net, plan)
-        # Overflow while diverging is reported by the network as a DivergenceError.
-        with np.errstate(over="ignore", invalid="ignore"):
-            return oracle.train_epoch(net._weight_views, net._bias_views, X, Y,
-                                      order[start:stop], batch_size, lr,
-                                      net.activation, net.output, net.cost, optimizer,
-                                      self._batch_norm(net, hyper), dropout, sample_weight,
-                                      **rules)
-
-    @staticmethod
-    def _batch_norm(net, hyper):
-        if not net._n_bn:
-            return None
-        return net._bn_views(eps=hyper[codes.H_BN_EPS], momentum=hyper[codes.H_BN_MOMENTUM],
-                             unbiased=bool(hyper[codes.H_BN_UNBIASED]))
-
-    @staticmethod
-    def _dropout(net, plan):
-        """The plan's keep mask as the oracle's per-layer multipliers (None: no dropout)."""
-        if plan.mask is None:
-            return None
-        layers, column = [], 0
-        for n, rate in zip(net.sizes[1:], plan.dropout):
-            if rate > 0:
-                layers.append(oracle.dropout_multipliers(plan.mask[:, column:column + n],
-                                                         rate, net.dtype))
-            else:
-                layers.append(None)
-            column += n
-        return layers
-
-    def loss_gradient(self, net, X, labels, targets, plan):
-        """The cost of all of X as one mini-batch under ``plan``'s rules (sample weights,
-        per-batch L2, cost scale; no dropout or batch norm), and its gradient as a flat
-        array laid out like ``net._params``: L-BFGS's objective."""
-        Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
-        recorder = _GradientRecorder()
-        cost = oracle.update_mini_batch(net._weight_views, net._bias_views, X, Y, 0.0,
-                                        net.activation, net.output, net.cost, recorder,
-                                        sample_weight=plan.sample_weight,
-                                        **training.batch_rules(plan.hyper))
-        flat = np.zeros_like(net._params)
-        for view, nabla in zip(net._oracle_views(flat), recorder.nablas):
-            view[...] = nabla / recorder.m
-        return cost, flat
-
-    def forward(self, net, X):
-        return oracle.feedforward(net._weight_views, net._bias_views, X,
-                                  net.activation, net.output,
-                                  self._batch_norm(net, training.network_hyper(net)))
-
-    def gradient(self, net, X, labels, targets):
-        Y = one_hot(labels, net.sizes[-1], X.dtype) if labels.size else targets
-        nabla_b, nabla_w, _ = oracle.backprop(net._weight_views, net._bias_views, X, Y,
-                                              net.activation, net.output, net.cost,
-                                              self._batch_norm(net, training.network_hyper(net)))
-        return nabla_b, nabla_w
-
-
-class _GradientRecorder:
-    """Stands in for an ``oracle.Optimizer``: keeps the summed gradients and their divisor
-    instead of stepping."""
-
-    def update(self, params, nablas, decays, m, lr):
-        self.nablas, self.m = nablas, m
-
-
-class NumbaBackend:
+class NumbaBackend(Backend):
     """Compiled CPU kernels; ``parallel=True`` uses the ``prange`` twins."""
 
     features = FEATURES
+    full_batch_gradient = True
+    flags_nonfinite = True
 
     def __init__(self, parallel=False):
         # Imported here so that `import engine` does not pay for loading the kernels module
         # until a compiled backend is first used.
         from numba import get_num_threads
 
-        from .kernels import cpu
+        from ..kernels import cpu
 
         self._cpu = cpu
         self._threads = get_num_threads
@@ -196,14 +92,14 @@ class NumbaBackend:
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         lay, work_size = self._plan(net)[:2]
         if plan is None:  # the seeds' SGD; the network's optimiser memory is left alone
-            code, hyper = codes.SGD, training.network_hyper(net)
+            code, hyper = codes.SGD, state.network_hyper(net)
             opt_state = np.zeros((0, net._params.size), net.dtype)
             opt_step = np.zeros(1, np.int64)
             drop_mask = _NO_MASK
             drop_scale = np.ones(len(net.sizes) - 1, net.dtype)
             sample_weight = np.zeros(0, net.dtype)
         else:
-            training.ensure_optimizer_state(net, plan.optimizer)
+            state.ensure_optimizer_state(net, plan.optimizer)
             code, hyper = plan.code, plan.hyper
             opt_state, opt_step = net._opt_slots, net._opt_step
             drop_mask = _NO_MASK if plan.mask is None else plan.mask
@@ -229,9 +125,6 @@ class NumbaBackend:
                       self._pre_drop, net._bn_running, self._bn_zhat, self._bn_inv_std)
 
     def forward(self, net, X):
-        return self.forward_flagged(net, X)[:2]
-
-    def forward_flagged(self, net, X):
         """``(a, z, suspicious)``: the forward pass, and how many rows had a NaN or
         infinite first-layer pre-activation (from a bad input, or an overflow)."""
         # Scratch is allocated per call: several threads may predict with one network.
@@ -332,24 +225,3 @@ def _aligned_empty(shape, dtype):
     raw = np.empty(n_bytes + 64, np.uint8)
     start = -raw.ctypes.data % 64
     return raw[start:start + n_bytes].view(dtype).reshape(shape)
-
-
-def _cuda_backend():
-    from .cuda_backend import CudaBackend  # optional: needs numba-cuda and a GPU or the simulator
-    return CudaBackend()
-
-
-FACTORIES = {
-    "numpy": NumpyBackend,
-    "numba": lambda: NumbaBackend(parallel=False),
-    "numba-parallel": lambda: NumbaBackend(parallel=True),
-}
-
-
-def create(name):
-    if name == "cuda":
-        return _cuda_backend()
-    return FACTORIES[name]()
-
-
-NAMES = ("numpy", "numba", "numba-parallel", "cuda")
