@@ -88,7 +88,7 @@ class _Ratio:
 
 
 class OracleRatio(_Ratio):
-    """The compiled epoch against the NumPy oracle (``backend="numpy"``) on the seeds'
+    """The compiled epoch against the NumPy oracle (``backend="numpy"``) on Nielsen's
     network, same data and settings."""
 
     params = (["float32", "float64"],)
@@ -121,7 +121,7 @@ class ParallelRatio(_Ratio):
 
 
 class PeerRatio(_Ratio):
-    """The engine (``numba``) against what a user would pick instead, on the seeds' network
+    """The engine (``numba``) against what a user would pick instead, on Nielsen's network
     in float32: scikit-learn's ``MLPClassifier(solver="sgd")`` (one ``partial_fit`` epoch;
     it trains softmax + cross-entropy) and PyTorch (``nn.Sequential`` + ``optim.SGD``, one
     thread), as ``compare.py`` builds them."""
@@ -156,7 +156,7 @@ class PeerRatio(_Ratio):
 
 
 class StreamRatio(_Ratio):
-    """The seeds' epoch (``numba``) against the machine's own memory-stream floor: one NumPy
+    """Nielsen's network's epoch (``numba``) against the machine's own memory-stream floor: one NumPy
     pass over the same images (``X.sum(axis=0)``, the fastest of the rounds). An epoch
     reads every image at least once, so this ratio cannot fall below about 1; what stays
     above it is compute and overhead.

@@ -1,7 +1,7 @@
 """asv suites: compile time and start-up, each measured in a fresh Python process.
 
 * ``track_first_fit_compile``: a new process with an empty Numba cache runs one ``fit`` of
-  the seeds' network; the time of that first call, per compiled backend, float64 (goal:
+  Nielsen's network; the time of that first call, per compiled backend, float64 (goal:
   ≤ 10 s for the default configuration, backend "numba").
 * ``track_warm_startup``: with the cache filled, a new process imports engine, loads a saved
   model and trains one mini-batch; the wall time of the whole process from the parent's

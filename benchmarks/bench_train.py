@@ -49,8 +49,8 @@ class TimeEpoch:
 
 
 class TimeTrainingFeatures:
-    """One epoch (10,000 images) of the seeds' network at batch 10 with a training feature
-    (issue 6), to track what each costs over the plain SGD of ``TimeEpoch``."""
+    """One epoch (10,000 images) of Nielsen's network at batch 10 with a training feature
+    to track what each costs over the plain SGD of ``TimeEpoch``."""
 
     params = (["numba", "numba-parallel"],
               ["sgd", "momentum", "adam", "l2", "dropout", "batch_norm"])
@@ -77,7 +77,7 @@ class TimeTrainingFeatures:
 
 
 class TimePredict:
-    """Class predictions for 10,000 images with the seeds' network."""
+    """Class predictions for 10,000 images with Nielsen's network."""
 
     params = (["numba", "numba-parallel", "numpy"], ["float32", "float64"])
     param_names = ["backend", "dtype"]

@@ -39,7 +39,7 @@ def numba_cache_in_asv_environment():
     return os.environ["NUMBA_CACHE_DIR"]
 
 
-# The workloads of issue 4's goal table. ``lr`` is Nielsen's eta for the seeds' network and
+# The workloads of the goal table. ``lr`` is Nielsen's eta for Nielsen's network and
 # a rate that trains the others stably; speed does not depend on it.
 WORKLOADS = {
     "seeds": dict(sizes=[784, 30, 10], activation="sigmoid", output="sigmoid",

@@ -1,6 +1,6 @@
 """Compare the engine's backends with what a user would pick instead, in one process.
 
-    python benchmarks/compare.py                    # the goal table of issue 4 (minutes)
+    python benchmarks/compare.py                    # the goal table (minutes)
     python benchmarks/compare.py --quick            # a smoke run: fewer rows, one repeat
     python benchmarks/compare.py --workloads seeds --dtypes float32 --repeats 5
     python benchmarks/compare.py --workloads ""     # input check, compile time, memory only
@@ -404,7 +404,7 @@ def table(results):
 
 
 def goals(results, extra):
-    """The goal table of issue 4, checked against this run."""
+    """The goal table, checked against this run."""
     def med(workload, dtype, name):
         for res in results:
             if res["workload"] == workload and res["dtype"] == dtype and name in res["times"]:
@@ -439,12 +439,12 @@ def goals(results, extra):
         if t is not None and other is not None:
             check(text, other / t >= need, f"{other / t:.2f}× ({backend})")
 
-    speed_check("seeds' net, float32: ≤ 50 ms per epoch", "seeds", "float32", 0.050)
-    faster_check("seeds' net, float32: ≥ 15× faster than PyTorch", "seeds", "float32",
+    speed_check("Nielsen's net, float32: ≤ 50 ms per epoch", "seeds", "float32", 0.050)
+    faster_check("Nielsen's net, float32: ≥ 15× faster than PyTorch", "seeds", "float32",
                  "PyTorch", 15)
-    faster_check("seeds' net, float32: ≥ 4× faster than the NumPy oracle", "seeds", "float32",
+    faster_check("Nielsen's net, float32: ≥ 4× faster than the NumPy oracle", "seeds", "float32",
                  "engine numpy", 4)
-    speed_check("seeds' net, float64: ≤ 80 ms per epoch", "seeds", "float64", 0.080)
+    speed_check("Nielsen's net, float64: ≤ 80 ms per epoch", "seeds", "float64", 0.080)
     faster_check("[784, 100, 10] cross-entropy: ≥ 10× faster than PyTorch", "ce100",
                  "float32", "PyTorch", 10)
     faster_check("[784, 512, 256, 10] batch 128: no slower than PyTorch", "deep", "float32",
@@ -510,7 +510,7 @@ def main(argv=None):
                         help="comma-separated subset of: " + ", ".join(
                             list(WORKLOADS) + ["predict", "dropin"]))
     parser.add_argument("--dtypes", default=None,
-                        help="comma-separated; default float32 and float64 for the seeds' "
+                        help="comma-separated; default float32 and float64 for Nielsen's "
                              "network and prediction, float32 for the others")
     parser.add_argument("--rows", type=int, default=50_000, help="training images")
     parser.add_argument("--repeats", type=int, default=3)
@@ -604,7 +604,7 @@ def main(argv=None):
         text += "\n\n| measurement | backend | dtype | value |\n| --- | --- | --- | ---: |\n"
         text += "\n".join(f"| {t} | {b} | {d} | {v:.2f} |" for t, b, d, v in extra)
     if args.rows == 50_000:
-        text += "\n\nGoals (issue 4):\n\n" + goals(results, extra)
+        text += "\n\nGoals:\n\n" + goals(results, extra)
     else:
         text += (f"\n\nGoals not evaluated: they are stated for 50,000 images, this run "
                  f"used {args.rows:,}.")

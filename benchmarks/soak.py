@@ -1,4 +1,4 @@
-"""Soak run: many epochs of the seeds' network, resident memory measured after each epoch.
+"""Soak run: many epochs of Nielsen's network, resident memory measured after each epoch.
 
     python benchmarks/soak.py [--epochs 100] [--backend numba] [--mnist DIR]
 

@@ -54,8 +54,8 @@ def sample_run(tmp_path_factory):
 
 
 def test_train_defaults_use_the_embedded_sample(capsys, tmp_path):
-    # `engine train` with no flags (bar --out and the progress bar): the seeds' network, the
-    # seeds' 30 epochs, on the sample since no full MNIST is here; it must say so.
+    # `engine train` with no flags (bar --out and the progress bar): Nielsen's network, the
+    # 30 epochs, on the sample since no full MNIST is here; it must say so.
     status, out, _ = run(capsys, "train", "--out", tmp_path, "--no-progress")
     assert status == 0
     assert "embedded sample" in out

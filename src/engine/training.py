@@ -1,4 +1,4 @@
-"""Training beyond the seeds' SGD: optimisers, learning-rate schedules, L2, dropout, early
+"""Training beyond Nielsen's plain SGD: optimisers, learning-rate schedules, L2, dropout, early
 stopping, monitoring and callbacks.
 
 :meth:`engine.Network.fit` validates its arguments here (:func:`options`), then runs
@@ -330,7 +330,7 @@ class Plan:
 
 
 # ---------------------------------------------------------------------------------------
-# Options: validation of everything fit accepts beyond the seeds' arguments
+# Options: validation of everything fit accepts beyond Nielsen's arguments
 # ---------------------------------------------------------------------------------------
 
 

@@ -91,7 +91,7 @@ class CudaBackend(Backend):
     """
 
     name = "cuda"
-    # Training features beyond the seeds' SGD that the kernels implement (see
+    # Training features beyond Nielsen's plain SGD that the kernels implement (see
     # engine._backends.FEATURES): none yet; the training loop refuses them by name.
     features = ()
 
@@ -119,7 +119,7 @@ class CudaBackend(Backend):
         """Run mini-batches ``order[start:stop]`` on the device; returns the summed cost.
 
         ``lr == 0`` computes the last mini-batch's summed gradients without updating.
-        ``plan`` (:class:`engine.training.Plan`) may only ask for the seeds' SGD.
+        ``plan`` (:class:`engine.training.Plan`) may only ask for Nielsen's plain SGD.
         """
         self._refuse_unsupported(net)
         used = set() if plan is None else plan.features()

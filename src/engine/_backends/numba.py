@@ -91,7 +91,7 @@ class NumbaBackend(Backend):
 
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
         lay, work_size = self._plan(net)[:2]
-        if plan is None:  # the seeds' SGD; the network's optimiser memory is left alone
+        if plan is None:  # Nielsen's plain SGD; the network's optimiser memory is left alone
             code, hyper = codes.SGD, state.network_hyper(net)
             opt_state = np.zeros((0, net._params.size), net.dtype)
             opt_step = np.zeros(1, np.int64)
