@@ -46,6 +46,7 @@ except ImportError:
     from common import WORKLOADS, held_out_split, images, network_kwargs
 
 import engine
+from engine import training
 
 ENGINE_BACKENDS = ("numba", "numba-parallel", "numpy")
 PREDICT_ROWS = 10_000
@@ -68,7 +69,8 @@ def engine_trainer(backend, workload, dtype, X, y):
     batch, lr = spec["batch_size"], spec["lr"]
 
     def run():
-        net._train_epochs(X, labels, targets, 1, batch, lr, True, lambda epoch, cost: None)
+        training.train_epochs(net, X, labels, targets, 1, batch, lr, True,
+                              lambda epoch, cost: None)
 
     return run, ""
 
@@ -375,9 +377,10 @@ def density_sweep(rows, repeats, hidden_sizes=(30, 128, 512)):
 
 
 def _timed_epoch(net, X, labels, targets):
-    net._train_epochs(X[:20], labels[:20], targets, 1, 10, 0.1, True, lambda e, c: None)
+    training.train_epochs(net, X[:20], labels[:20], targets, 1, 10, 0.1, True,
+                          lambda e, c: None)
     start = time.perf_counter()
-    net._train_epochs(X, labels, targets, 1, 10, 0.1, True, lambda e, c: None)
+    training.train_epochs(net, X, labels, targets, 1, 10, 0.1, True, lambda e, c: None)
     return time.perf_counter() - start
 
 

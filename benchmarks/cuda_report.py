@@ -56,7 +56,7 @@ except ImportError:
     from compare import Skip, fmt_seconds, interleaved, torch_predictor, torch_trainer
 
 import engine
-from engine import config
+from engine import config, training
 
 # (workload, dtype): Nielsen's network both ways, a wider batch-10 network and the deep one.
 SPEED_CASES = [("seeds", "float32"), ("seeds", "float64"), ("ce100", "float32"),
@@ -141,8 +141,8 @@ def engine_epochs(workload, dtype, X, y, epochs):
         stamps.append(time.perf_counter())
 
     start = time.perf_counter()
-    net._train_epochs(X, labels, targets, epochs, spec["batch_size"], spec["lr"], True,
-                      on_epoch_end)
+    training.train_epochs(net, X, labels, targets, epochs, spec["batch_size"], spec["lr"],
+                          True, on_epoch_end)
     laps = np.diff([start] + stamps)
     return float(laps[0]), float(np.median(laps[1:])), [float(t) for t in laps[1:]], \
         net._backend.strategy(net, spec["batch_size"])

@@ -23,7 +23,7 @@ from numba import njit
 
 import engine
 from engine import config
-from engine._backends import _parallel_work
+from engine._backends.numba import _parallel_work
 from engine.kernels import cpu
 from conftest import numba_threads_ran, relative_error
 

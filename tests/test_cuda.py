@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from conftest import COMBINATIONS
-from engine import DivergenceError, Network, backends, config
+from engine import DivergenceError, Network, backends, config, training
 
 HAVE_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
 needs_numba_cuda = pytest.mark.skipif(
@@ -250,10 +250,10 @@ def test_chunked_epoch_matches_one_call(small_kernels, monkeypatch, strategy):
     seen, costs = [], {"numpy": [], "cuda": []}
     for net in (ref, dev):
         record = costs[net.backend]
-        net._train_epochs(*net._training_arrays(X, y), 2, 2, 0.4, True,
-                          lambda epoch, cost, record=record: record.append(cost),
-                          on_progress=lambda done, total: seen.append(done),
-                          updates_per_call=1)
+        training.train_epochs(net, *net._training_arrays(X, y), 2, 2, 0.4, True,
+                              lambda epoch, cost, record=record: record.append(cost),
+                              on_progress=lambda done, total: seen.append(done),
+                              updates_per_call=1)
     assert seen == [2, 4, 6, 7] * 4
     np.testing.assert_allclose(costs["cuda"], costs["numpy"], **TOL["float64"])
     _assert_same(ref, dev, "float64", X)
@@ -307,9 +307,9 @@ def test_uploads_do_not_grow_with_the_number_of_mini_batches(small_kernels, monk
                                               device_array=real_cuda.device_array,
                                               device_array_like=real_cuda.device_array_like)
         if chunked:  # one backend call per mini-batch, as under a progress bar
-            net._train_epochs(*net._training_arrays(X, y), epochs, batch_size, 0.1, True,
-                              lambda *_: None, on_progress=lambda *_: None,
-                              updates_per_call=1)
+            training.train_epochs(net, *net._training_arrays(X, y), epochs, batch_size, 0.1,
+                                  True, lambda *_: None, on_progress=lambda *_: None,
+                                  updates_per_call=1)
         else:
             net.fit(X, y, epochs=epochs, batch_size=batch_size, lr=0.1)
         assert count[1] == 1, "the data set should be uploaded once per fit"

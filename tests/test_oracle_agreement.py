@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import engine
+from engine import training
 from conftest import COMBINATIONS, assert_close_relative, make_classification, targets_for
 
 COMPILED = ["numba", "numba-parallel"]
@@ -132,7 +133,7 @@ def test_chunked_epoch_equals_single_call(threaded, backend):
     for net, kwargs in ((whole, {}), (chunked, dict(on_progress=lambda d, n: seen.append(d),
                                                     updates_per_call=3))):
         with threaded(backend):
-            net._train_epochs(X, labels, targets, 2, 7, 0.1, True, lambda e, c: None,
-                              **kwargs)
+            training.train_epochs(net, X, labels, targets, 2, 7, 0.1, True, lambda e, c: None,
+                                  **kwargs)
     assert seen[:3] == [21, 42, 63] and seen[-1] == 203
     np.testing.assert_array_equal(chunked._params, whole._params)
