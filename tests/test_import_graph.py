@@ -124,3 +124,13 @@ def test_lower_layers_do_not_import_higher_ones(low, high):
                 reachable.add(nxt)
                 todo.append(nxt)
     assert high not in reachable
+
+
+def test_every_package_is_installed():
+    """A subpackage missing from pyproject.toml's list works in an editable install and is
+    absent from a built wheel; compare the list with the folders that are packages."""
+    tomllib = pytest.importorskip("tomllib")
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = {name for name, path in _modules().items() if _is_package(path)}
+    assert listed == found
