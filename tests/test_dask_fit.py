@@ -170,21 +170,122 @@ def test_average_with_one_worker_equals_plain_fit(one_worker):
         np.testing.assert_array_equal(a, b)
 
 
-def test_average_shuffled_with_one_worker_equals_the_stream(one_worker, dask_client):
+def rounds_of(monkeypatch, net):
+    """Records every round of "average": the client's parameters when the round's results
+    came back (before they are averaged in), and those results."""
+    rounds, gather = [], ed._gather
+
+    def recording(client, futures):
+        results = gather(client, futures)
+        rounds.append({"params": net._params.copy(), "results": results})
+        return results
+    monkeypatch.setattr(ed, "_gather", recording)
+    return rounds
+
+
+def assert_learns_as_one_machine(net, single):
+    """Held-out accuracy within 5 points of one machine's (and well above chance)."""
+    X_test, y_test = data(1000, seed=2)
+    assert net.score(X_test, y_test) > single.score(X_test, y_test) - 0.05
+    assert net.score(X_test, y_test) > 0.8
+
+
+def weighted_mean(results):
+    n = sum(r["samples"] for r in results)
+    return sum(r["samples"] / n * r["params"] for r in results)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_average_every_with_one_worker_equals_plain_fit(one_worker, monkeypatch, optimizer):
+    """Rounds of k mini-batches continue where the previous one stopped (across the
+    blocks' boundaries, with the optimiser's step count and the dropout generator carried
+    on): averaging one copy is the identity, so any k gives plain fit's bits. The worker
+    runs in this process, where it is handed the client's own objects: the client's model
+    must still change only once a round is back."""
     X, y = data()
-    kwargs = dict(epochs=2, batch_size=20, lr=0.1, optimizer="nesterov")
-    streamed, averaged = network(seed=9), network(seed=9)
+    kwargs = dict(NETWORK_FIT, optimizer=optimizer)
+    expected = network()
+    expected.fit(X, y, **kwargs)
+    for every in (1, 3, None):
+        net = network()
+        start = net._params.copy()
+        rounds = rounds_of(monkeypatch, net)
+        ed.fit(net, *dask_pair(X, y, (97,) * 6 + (18,)), strategy="average",
+               client=one_worker, average_every=every, **kwargs)
+        np.testing.assert_array_equal(net._params, expected._params)
+        np.testing.assert_array_equal(net._opt_slots, expected._opt_slots)
+        np.testing.assert_array_equal(net._opt_step, expected._opt_step)
+        assert net.rng.bit_generator.state == expected.rng.bit_generator.state
+        np.testing.assert_allclose(net.history["loss"], expected.history["loss"], rtol=1e-12)
+        batches = -(-600 // kwargs["batch_size"])
+        assert len(rounds) == kwargs["epochs"] * (1 if every is None else -(-batches // every))
+        np.testing.assert_array_equal(rounds[0]["params"], start)
+        for before, after in zip(rounds, rounds[1:]):
+            np.testing.assert_array_equal(after["params"], before["results"][0]["params"])
+
+
+def test_average_shuffled_with_one_worker_equals_the_stream(one_worker, dask_client):
+    """Shuffled, the rounds draw the blocks' and rows' orders as the stream's epoch does:
+    a Network (one generator) and an estimator (rows from random_state, dropout masks
+    from its network's generator), in rounds of an epoch and of 3 mini-batches."""
+    X, y = data()
+    kwargs = dict(epochs=2, batch_size=20, lr=0.1, optimizer="nesterov", dropout=0.1)
+    streamed = network(seed=9)
     ed.fit(streamed, *dask_pair(X, y, (150,) * 4), client=dask_client, **kwargs)
-    ed.fit(averaged, *dask_pair(X, y, (150,) * 4), strategy="average", client=one_worker,
+    make = lambda: engine.MLPClassifier((5,), max_iter=2, random_state=0, batch_size=16,  # noqa: E731
+                                        dropout=0.2)
+    streamed_est = ed.fit(make(), *dask_pair(X, y, (150,) * 4), client=dask_client)
+    for every in (None, 3):
+        averaged = network(seed=9)
+        ed.fit(averaged, *dask_pair(X, y, (150,) * 4), strategy="average",
+               client=one_worker, average_every=every, **kwargs)
+        np.testing.assert_array_equal(averaged._params, streamed._params)
+        est = ed.fit(make(), *dask_pair(X, y, (150,) * 4), strategy="average",
+                     client=one_worker, average_every=every)
+        for a, b in zip(est.coefs_ + est.intercepts_,
+                        streamed_est.coefs_ + streamed_est.intercepts_):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_average_every_with_two_workers(dask_client, monkeypatch):
+    """Two copies of unequal shares (900 and 1100 rows): each round is 5 mini-batches of
+    each copy, the client's model becomes the samples-weighted mean of the copies once a
+    round is back, the copy that is done sits out the epoch's last rounds, and held-out
+    accuracy stays within a few points of one machine's."""
+    X, y = data(2000, seed=1)
+    kwargs = dict(epochs=3, batch_size=20, lr=0.05, optimizer="adam")
+    single = network()
+    single.fit(X, y, **kwargs)
+    net = network()
+    rounds = rounds_of(monkeypatch, net)
+    ed.fit(net, *dask_pair(X, y, (900, 500, 600)), strategy="average", average_every=5,
            **kwargs)
-    np.testing.assert_array_equal(averaged._params, streamed._params)
+    # 45 and 55 mini-batches a copy: 11 rounds an epoch, the last two of one copy
+    assert len(rounds) == 11 * kwargs["epochs"]
+    assert [len(r["results"]) for r in rounds[:11]] == [2] * 9 + [1] * 2
+    assert [r["samples"] for r in rounds[0]["results"]] == [100, 100]
+    for before, after in zip(rounds, rounds[1:]):
+        np.testing.assert_allclose(after["params"], weighted_mean(before["results"]),
+                                   rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(net._params, weighted_mean(rounds[-1]["results"]),
+                               rtol=1e-13, atol=1e-15)
+    assert_learns_as_one_machine(net, single)
+
+
+def test_average_every_is_checked(dask_client):
+    Xd, yd = dask_pair(*data(), 200)
+    for bad, error in ((0, ValueError), (-2, ValueError), (1.5, TypeError),
+                       (True, TypeError), ("3", TypeError)):
+        with pytest.raises(error, match="average_every must be a positive integer"):
+            ed.fit(network(), Xd, yd, strategy="average", average_every=bad)
+    with pytest.raises(ValueError, match="average_every applies to strategy='average'"):
+        ed.fit(network(), Xd, yd, average_every=2)
 
 
 def test_average_with_two_workers_learns_as_one_machine(dask_client):
     """Two copies averaged once per epoch: held-out accuracy within a few points of one
     machine's after the same epochs."""
     X, y = data(3000, seed=1)
-    X_test, y_test = data(1000, seed=2)
     kwargs = dict(epochs=8, batch_size=20, lr=0.05, optimizer="adam")
     single = network()
     single.fit(X, y, **kwargs)
@@ -194,8 +295,7 @@ def test_average_with_two_workers_learns_as_one_machine(dask_client):
     rounds = [task for task in stream.data if str(task["key"]).startswith("engine-average")]
     assert len(rounds) == 2 * kwargs["epochs"]
     assert len({task["worker"] for task in rounds}) == 2, "the copies trained on one worker"
-    assert net.score(X_test, y_test) > single.score(X_test, y_test) - 0.05
-    assert net.score(X_test, y_test) > 0.8
+    assert_learns_as_one_machine(net, single)
 
 
 def test_stream_memory_stays_bounded(dask_client):

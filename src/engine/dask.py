@@ -18,8 +18,11 @@ the compiled kernels to the row blocks of Dask arrays. Three strategies:
     SciPy's L-BFGS-B steps (estimators with ``solver="lbfgs"``).
 ``"average"``
     Data-parallel SGD by parameter averaging: every worker trains a copy on the blocks it
-    holds for a round (one epoch), then parameters and optimiser state are averaged,
-    weighted by the samples each copy saw, and sent back out.
+    holds for a round (an epoch, or ``average_every`` mini-batches), then parameters and
+    optimiser state are averaged, weighted by the samples each copy saw in the round, and
+    sent back out. A round continues the copy's epoch where the previous one stopped (its
+    block order, rows, generators); a copy whose blocks are done for the epoch sits out
+    the epoch's remaining rounds.
 
 Only parameters travel between rounds; the blocks stay where Dask placed them. The model
 on the client changes only once a whole round has come back: a worker lost in a round
@@ -90,7 +93,8 @@ def _warm(dtypes):
     return time.perf_counter() - start
 
 
-def fit(model, X, y, *, strategy="stream", client=None, prefetch=2, **fit_kwargs):
+def fit(model, X, y, *, strategy="stream", client=None, prefetch=2, average_every=None,
+        **fit_kwargs):
     """Train ``model`` on Dask arrays, on a Dask cluster.
 
     Parameters
@@ -111,6 +115,10 @@ def fit(model, X, y, *, strategy="stream", client=None, prefetch=2, **fit_kwargs
         Default: the current client.
     prefetch : int
         "stream": how many blocks are computed ahead of the one in training.
+    average_every : int or None
+        "average": the mini-batches each copy trains between two averages (None: a
+        round is an epoch). Within an epoch each round continues where the previous one
+        stopped; a copy whose blocks are done for the epoch sits out its remaining rounds.
 
     Returns
     -------
@@ -140,6 +148,11 @@ def fit(model, X, y, *, strategy="stream", client=None, prefetch=2, **fit_kwargs
             raise ValueError("engine.dask.fit needs a Dask client: create one "
                              "(dask.distributed.Client(...)) or pass client=") from None
     prefetch = check.positive_int("prefetch", prefetch)
+    if average_every is not None:
+        if strategy != "average":
+            raise ValueError(f"average_every applies to strategy='average'; this fit has "
+                             f"strategy={strategy!r}")
+        average_every = check.positive_int("average_every", average_every)
     data = _Blocks(client, X, y)
     if isinstance(model, Network):
         driver = _NetworkDriver(model, data, fit_kwargs)
@@ -155,7 +168,7 @@ def fit(model, X, y, *, strategy="stream", client=None, prefetch=2, **fit_kwargs
         driver.fit_lbfgs()
     else:
         driver.fit_stochastic(_Stream(data, prefetch) if strategy == "stream"
-                              else _Average(data))
+                              else _Average(data, average_every))
     return model
 
 
@@ -298,64 +311,88 @@ class _EstimatorEncoder:
 
 
 class _Carry:
-    """Trains a sequence of blocks as if they were one array. The rows left after the
-    previous block's whole mini-batches and the first rows of this block make one
-    mini-batch (the only rows copied); the rest of the block's whole mini-batches run in
-    one compiled call on the block itself; its last rows wait for the next block."""
+    """Trains a sequence of blocks as if they were one array, at most ``budget``
+    mini-batches (None: no limit). The rows left after the previous block's whole
+    mini-batches and the first rows of this block make one mini-batch (the only rows
+    copied); the rest of the block's whole mini-batches run in one compiled call on the
+    block itself, in the order ``rows`` (None: as stored); its last rows wait for the next
+    block. A spent budget stops at a mini-batch boundary, never leaving rows carried."""
 
-    def __init__(self, net, plan, batch_size, lr):
+    def __init__(self, net, plan, batch_size, lr, budget=None):
         self.net, self.plan, self.batch_size, self.lr = net, plan, batch_size, lr
+        self.budget = budget
         self.rest = None
         self.total = 0.0
+        self.samples = 0
 
-    def add(self, block):
-        rows, start = block[0].shape[0], 0
+    @property
+    def spent(self):
+        return self.budget is not None and self.budget <= 0
+
+    def add(self, block, rows=None, start=0):
+        """Train ``block`` from its row ``start`` (in the order ``rows``); returns the row
+        reached: the block's length once it is done (its last rows maybe carried), less
+        where the budget ran out."""
+        size, batch = block[0].shape[0], self.batch_size
         if self.rest is not None:
-            start = min(rows, self.batch_size - self.rest[0].shape[0])
-            joined = tuple(np.concatenate([r, b[:start]]) if b.shape[0] else b
-                           for r, b in zip(self.rest, block))
-            if joined[0].shape[0] < self.batch_size:
+            take = min(size - start, batch - self.rest[0].shape[0])
+            picked = _rows(block, rows, start, start + take)
+            joined = tuple(np.concatenate([r, b]) if b.shape[0] else b
+                           for r, b in zip(self.rest, picked))
+            start += take
+            if joined[0].shape[0] < batch:
                 self.rest = joined
-                return
+                return size
             self.rest = None
-            self._train(joined, 0, self.batch_size)
-        stop = start + (rows - start) // self.batch_size * self.batch_size
+            self._train(joined, None, 0, batch)
+            if self.spent:
+                return start
+        whole = (size - start) // batch
+        if self.budget is not None:
+            whole = min(whole, self.budget)
+        stop = start + whole * batch
         if stop > start:
-            self._train(block, start, stop)
-        if stop < rows:
-            self.rest = tuple(np.ascontiguousarray(a[stop:]) if a.shape[0] else a
-                              for a in block)
+            self._train(block, rows, start, stop)
+        if stop < size and not self.spent:
+            self.rest = _rows(block, rows, stop, size)
+            return size
+        return stop
 
     def finish(self):
         """Train the last, short mini-batch; returns the summed cost of the pass."""
         if self.rest is not None:
-            self._train(self.rest, 0, self.rest[0].shape[0])
+            self._train(self.rest, None, 0, self.rest[0].shape[0])
             self.rest = None
         return self.total
 
-    def _train(self, block, start, stop):
+    def _train(self, block, rows, start, stop):
         X, labels, targets = block
-        order = np.arange(X.shape[0], dtype=np.int64)
+        order = np.arange(X.shape[0], dtype=np.int64) if rows is None else rows
+        batches = -(-(stop - start) // self.batch_size)
         if self.plan is not None:
             self.plan.draw_mask(self.net.rng, stop - start)
         with np.errstate(over="ignore", invalid="ignore"):
             self.total += self.net._backend.train(self.net, X, labels, targets, order, start,
                                                   stop, self.batch_size, self.lr,
                                                   plan=self.plan)
+        self.samples += stop - start
+        if self.budget is not None:
+            self.budget -= batches
 
 
-def _shuffled_rows(block, rng):
-    """The block's rows in an order drawn from ``rng``."""
-    rows = rng.permutation(block[0].shape[0])
-    return tuple(a[rows] if a.shape[0] else a for a in block)
+def _rows(block, rows, start, stop):
+    """Copies of the block's rows ``start:stop`` in the order ``rows`` (None: as stored)."""
+    picked = slice(start, stop) if rows is None else rows[start:stop]
+    return tuple(np.ascontiguousarray(a[picked]) if a.shape[0] else a for a in block)
 
 
 def _train_blocks(net, plan, blocks, batch_size, lr, rng):
     """One pass over ``blocks`` (an iterable of kernel blocks, already in the pass's
-    order): ``rng`` None trains the rows in order, else shuffles each block's rows."""
+    order): ``rng`` None trains the rows in order, else in an order of each block's rows
+    drawn from ``rng`` as the block is reached."""
     carry = _Carry(net, plan, batch_size, lr)
     for block in blocks:
-        carry.add(block if rng is None else _shuffled_rows(block, rng))
+        carry.add(block, None if rng is None else rng.permutation(block[0].shape[0]))
     return carry.finish()
 
 
@@ -428,58 +465,99 @@ def _result(fetching):
 
 
 class _Average:
-    """Parameter averaging over the workers that hold the blocks."""
+    """Parameter averaging over the workers that hold the blocks, in rounds of
+    ``every`` mini-batches per copy (None: a round is an epoch)."""
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self, data, every):
+        self.data, self.every = data, every
 
     def start(self, encoder):
         self.blocks, self.groups = self.data.placed(encoder)
-        self.round = 0
+        self.epochs = self.rounds = 0
         self.token = uuid.uuid4().hex  # task keys unique to this fit
 
     def epoch(self, net, plan, batch_size, lr, shuffle, rng):
+        """Train one epoch in rounds; returns its summed cost. A copy whose blocks are
+        done sits out the epoch's remaining rounds."""
         client = self.data.client
-        self.round += 1
-        tasks = []
-        # the first copy carries the model's own generators, so that with one worker a
-        # round is the stream's epoch; the others draw from streams of their own
+        self.epochs += 1
+        shared = rng is net.rng
+        # the first copy carries the model's own generators, so that with one worker the
+        # rounds are the stream's epoch; the others draw from streams of their own
         base = (None if len(self.groups) == 1 else
                 int(rng.integers(2**31) if hasattr(rng, "integers") else rng.randint(2**31)))
-        shared = rng is net.rng
-        for copy_index, indices in enumerate(self.groups):
-            seed = None if copy_index == 0 else [base, self.round, copy_index]
-            tasks.append(client.submit(
-                _train_copy, net, plan, [self.blocks[i] for i in indices], batch_size, lr,
-                shuffle, None if shared else rng, seed,
-                key=f"engine-average-{self.token}-{self.round}-{copy_index}", pure=False))
-        results = _gather(client, tasks)
-        _average_into(net, results)
-        # the generators continue from the first copy's
-        _adopt_generator(net.rng, results[0]["net_rng"])
-        if not shared:
-            _adopt_generator(rng, results[0]["rng"])
-        return sum(r["total"] for r in results)
+        passes = {0: _Pass(net.rng, None if shared else rng)}
+        for copy_index in range(1, len(self.groups)):
+            passes[copy_index] = _Pass(np.random.default_rng([base, self.epochs, copy_index]))
+        total = 0.0
+        while passes:
+            self.rounds += 1
+            tasks = [client.submit(
+                _train_round, net, plan, [self.blocks[i] for i in self.groups[copy_index]],
+                batch_size, lr, shuffle, progress, self.every, pure=False,
+                key=f"engine-average-{self.token}-{self.rounds}-{copy_index}")
+                for copy_index, progress in passes.items()]
+            results = dict(zip(passes, _gather(client, tasks)))
+            _average_into(net, [r for r in results.values() if r["samples"]])
+            if 0 in results:  # the generators continue from the first copy's
+                _adopt_generator(net.rng, results[0]["progress"].net_rng)
+                if not shared:
+                    _adopt_generator(rng, results[0]["progress"].rng)
+            total += sum(r["total"] for r in results.values())
+            passes = {i: r["progress"] for i, r in results.items() if not r["progress"].done}
+        return total
 
     def close(self):
         for future in getattr(self, "blocks", ()):
             future.release()
 
 
-def _train_copy(net, plan, blocks, batch_size, lr, shuffle, rng, seed):
-    """A worker's round: train its copy of ``net`` over its blocks (shuffled with ``rng``,
-    or with the network's generator where ``rng`` is None; ``seed`` replaces both)."""
-    if seed is not None:
-        net.rng = np.random.default_rng(seed)
-        rng = None
-    rng = net.rng if rng is None else rng
-    if shuffle:
-        blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-    total = _train_blocks(net, plan, blocks, batch_size, lr, rng if shuffle else None)
-    samples = sum(b[0].shape[0] for b in blocks)
+class _Pass:
+    """Where a copy stands in its epoch over its blocks, so that a round continues where
+    the previous one stopped: the epoch's block order, the block reached and the rows of
+    it done, and the generators (the network's, and the one shuffling the rows where it
+    is another). ``from_block`` is the shuffling generator as it was when the current
+    block was reached, to redraw that block's row order."""
+
+    def __init__(self, net_rng, rng=None):
+        self.net_rng, self.rng = net_rng, rng
+        self.order = None
+        self.position = self.offset = 0
+        self.from_block = None
+        self.done = False
+
+
+def _train_round(net, plan, blocks, batch_size, lr, shuffle, progress, budget):
+    """A worker's round: train a copy of ``net`` over the next ``budget`` mini-batches
+    (None: the rest of the epoch) of its blocks, from where ``progress`` stands."""
+    # copies: a worker in the client's process gets the client's own objects
+    net, progress = copy.deepcopy(net), copy.deepcopy(progress)
+    net.rng = progress.net_rng
+    rng = net.rng if progress.rng is None else progress.rng
+    if progress.order is None:
+        progress.order = (rng.permutation(len(blocks)) if shuffle
+                          else np.arange(len(blocks)))
+    carry = _Carry(net, plan, batch_size, lr, budget)
+    while progress.position < len(progress.order) and not carry.spent:
+        block = blocks[progress.order[progress.position]]
+        rows = None
+        if shuffle:
+            if progress.offset == 0:
+                progress.from_block = copy.deepcopy(rng)
+                rows = rng.permutation(block[0].shape[0])
+            else:
+                rows = copy.deepcopy(progress.from_block).permutation(block[0].shape[0])
+        reached = carry.add(block, rows, progress.offset)
+        if reached == block[0].shape[0]:
+            progress.position, progress.offset = progress.position + 1, 0
+        else:
+            progress.offset = reached
+    if progress.position == len(progress.order):
+        carry.finish()
+        progress.done = True
     return {"params": net._params, "slots": net._opt_slots, "step": int(net._opt_step[0]),
-            "running": net._bn_running, "net_rng": net.rng, "rng": rng,
-            "samples": samples, "total": total}
+            "running": net._bn_running, "progress": progress, "samples": carry.samples,
+            "total": carry.total}
 
 
 def _adopt_generator(rng, other):
@@ -492,18 +570,23 @@ def _adopt_generator(rng, other):
 
 def _average_into(net, results):
     """Weighted average of the copies' parameters, optimiser state and batch-norm running
-    statistics into ``net`` (all at once, after the whole round came back)."""
+    statistics into ``net`` (all at once, after the whole round came back); one copy's
+    state is taken as it is."""
+    if not results:
+        return
     n = sum(r["samples"] for r in results)
     shares = [r["samples"] / n for r in results]
-    params = sum(s * r["params"] for s, r in zip(shares, results))
-    slots = sum(s * r["slots"] for s, r in zip(shares, results))
-    running = sum(s * r["running"] for s, r in zip(shares, results))
-    step = int(round(sum(s * r["step"] for s, r in zip(shares, results))))
-    net._params[...] = params
+
+    def mean(key):
+        if len(results) == 1:
+            return results[0][key]
+        return sum(s * r[key] for s, r in zip(shares, results))
+    slots = mean("slots")
+    net._params[...] = mean("params")
     if net._opt_slots.shape == slots.shape:
         net._opt_slots[...] = slots
-    net._opt_step[0] = step
-    net._bn_running[...] = running
+    net._opt_step[0] = int(round(mean("step")))
+    net._bn_running[...] = mean("running")
 
 
 def _gather(client, futures):
