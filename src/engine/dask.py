@@ -707,7 +707,7 @@ class _NetworkDriver:
                     opts.schedule, opts.schedule.after_epoch(epoch, history), epoch + 1)
                 stop = False
                 for cb in opts.callbacks:
-                    stop = training._call(cb, epoch, history) or stop
+                    stop = training.call_callback(cb, epoch, history) or stop
                 if stop:
                     break
         finally:
