@@ -1,10 +1,10 @@
 """Every compiled kernel names its twin in the NumPy oracle, one hop away.
 
-The convention (docs/design/cpu-kernels.md): each compiled function in ``kernels/cpu.py``
-and ``kernels/cuda.py`` has exactly one docstring line ``Twin: engine.oracle.<name>``
-(several names, comma-separated, when it fuses several oracle steps) or, for plumbing with
-no oracle counterpart, ``Twin: none (<why>)``. The modules are read with ``ast``, so
-``numba.cuda`` is never imported here.
+The convention (docs/design/cpu-kernels.md): each compiled function in the modules of
+``kernels/cpu/`` and in ``kernels/cuda.py`` has exactly one docstring line
+``Twin: engine.oracle.<name>`` (several names, comma-separated, when it fuses several
+oracle steps) or, for plumbing with no oracle counterpart, ``Twin: none (<why>)``. The
+modules are read with ``ast``, so ``numba.cuda`` is never imported here.
 """
 
 import ast
@@ -16,7 +16,10 @@ import pytest
 import engine.oracle
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"  # the source, not an install
-MODULES = ("cpu", "cuda")
+# The source files of each target: the CPU kernels are a package whose modules call each
+# other (a kernel may be compiled in one module from a function defined in another).
+SOURCES = {"cpu": sorted((KERNELS / "cpu").glob("*.py")), "cuda": [KERNELS / "cuda.py"]}
+MODULES = tuple(SOURCES)
 # Decorators that compile a function: Numba's njit/jit and its CUDA jit, the low-level
 # intrinsic and the @overload that compiles an implementation for a Python stub.
 COMPILING = {"njit", "jit", "intrinsic", "overload", "cuda.jit", "numba.njit", "numba.jit",
@@ -57,16 +60,22 @@ def _compiles_its_argument(func):
                and _dotted(n.func) in COMPILING for n in ast.walk(func))
 
 
-def compiled_functions(tree):
-    """Every function definition of the module that Numba compiles: decorated ones at any
-    depth (factory closures included), and module-level functions passed by name to a
-    module function that compiles its argument (directly or through another one)."""
+def compiled_functions(trees):
+    """Every function definition of the modules (``trees``, one target's) that Numba
+    compiles: decorated ones at any depth (factory closures included), and module-level
+    functions passed by name to a module function that compiles its argument (directly or
+    through another one), whichever of the modules defines each."""
     found = {}
-    for node in ast.walk(tree):
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if isinstance(node, ast.FunctionDef) and any(
                 _dotted(d) in COMPILING for d in node.decorator_list):
             found[node.name] = node
-    top = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    top = {}
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                assert node.name not in top, f"{node.name} is defined in two modules"
+                top[node.name] = node
     compilers = {name for name, f in top.items() if _compiles_its_argument(f)}
     grew = True
     while grew:  # a function that hands its argument to a compiler compiles it too
@@ -76,7 +85,7 @@ def compiled_functions(tree):
                     isinstance(n, ast.Call) and _dotted(n) in compilers for n in ast.walk(f)):
                 compilers.add(name)
                 grew = True
-    for node in ast.walk(tree):
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if (isinstance(node, ast.Call) and _dotted(node) in compilers and node.args
                 and isinstance(node.args[0], ast.Name) and node.args[0].id in top):
             found[node.args[0].id] = top[node.args[0].id]
@@ -103,11 +112,11 @@ def kernels():
     """{module: {function name: (twin names or None, reason for none)}}, checking the
     one-line rule on the way."""
     table, problems, without = {}, [], {}
-    for module in MODULES:
-        path = KERNELS / f"{module}.py"
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for module, paths in SOURCES.items():
+        trees = [ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+                 for path in paths]
         table[module] = {}
-        for name, func in sorted(compiled_functions(tree).items()):
+        for name, func in sorted(compiled_functions(trees).items()):
             lines = twin_lines(func)
             if len(lines) != 1:
                 problems.append(f"{module}.{name}: {len(lines)} Twin: lines")
@@ -131,14 +140,14 @@ def kernels():
 @pytest.mark.parametrize("module", MODULES)
 def test_detection_reaches_every_way_of_compiling(kernels, module):
     missing = EXPECTED[module] - set(kernels[module])
-    assert not missing, f"kernels/{module}.py: compiled functions not found: {missing}"
+    assert not missing, f"kernels/{module}: compiled functions not found: {missing}"
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_named_twin_exists_in_the_oracle(kernels, module):
     unknown = [f"{name}: {twin}" for name, (twins, _) in kernels[module].items()
                for twin in twins or () if not callable(oracle_attribute(twin))]
-    assert not unknown, f"kernels/{module}.py names twins the oracle lacks: {unknown}"
+    assert not unknown, f"kernels/{module} names twins the oracle lacks: {unknown}"
 
 
 def test_the_same_device_function_has_the_same_twin_on_both_targets(kernels):
