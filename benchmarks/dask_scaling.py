@@ -8,7 +8,10 @@ Workers are processes of one thread and one Numba thread each (engine.dask.
 worker_environment). The data (float32, 100 features, 10 classes, a fixed random teacher
 network) is made in this process and sent to the clusters once, persisted before timing, so
 the timings are training, not data generation. Each repeat runs every contender once, in
-turn (interleaved), and the table gives the median wall time; ratios are of medians.
+turn (interleaved), and the table gives the median wall time, with the CPU seconds spent in
+this process (client, scheduler and, for the in-memory fit and the stream, the trainer) and
+in the workers; ratios are of medians. The round trip of empty tasks is what each L-BFGS
+evaluation and each averaging round pays on top of its compute.
 """
 
 import argparse
@@ -39,10 +42,29 @@ def cluster(n_workers):
     return Client(local, set_as_default=False)
 
 
-def timed(fn):
-    start = time.perf_counter()
+def timed(fn, clients):
+    """``(wall seconds, CPU seconds of this process, CPU seconds of all workers)`` of a
+    call of ``fn``: where the time goes (this process is the client, the scheduler and,
+    for the in-memory fit and the stream, the trainer)."""
+    def workers():
+        return sum(sum(c.run(time.process_time).values()) for c in clients)
+    before, cpu, start = workers(), time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    return wall, time.process_time() - cpu, workers() - before
+
+
+def round_trip(client, repeats=30):
+    """Median seconds of one round of empty tasks, one per worker, submitted and gathered:
+    what every L-BFGS evaluation and every averaging round pays on top of its compute."""
+    workers = list(client.scheduler_info()["workers"])
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        client.gather([client.submit(int, i, pure=False, workers=[w])
+                       for i, w in enumerate(workers)])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _gradients(rows, repeats):
@@ -116,16 +138,25 @@ def scaling(args):
     for fn in contenders.values():  # compile and warm every path once
         fn()
     times = {name: [] for name in contenders}
+    cpu = {name: [] for name in contenders}
     for _ in range(args.repeats):
         for name, fn in contenders.items():
-            times[name].append(timed(fn))
+            wall, client_cpu, worker_cpu = timed(fn, clients.values())
+            times[name].append(wall)
+            cpu[name].append((client_cpu, worker_cpu))
     median = {name: statistics.median(t) for name, t in times.items()}
+    trips = {k: round_trip(client) for k, client in clients.items()}
     print(f"{args.rows:,} rows x {X.shape[1]} features (float32) in {args.blocks} blocks; "
           f"[100, 64, 10]; adam {args.epochs} epochs batch 200; lbfgs {args.lbfgs_iter} "
           f"iterations; median of {args.repeats} interleaved repeats; load before: "
           f"{args.load}")
+    print(f"  {'contender':36s} {'wall':>9s}   {'CPU here':>8s} {'workers':>8s}   (each repeat)")
     for name, value in median.items():
-        print(f"  {name:36s} {value:7.2f} s   ({', '.join(f'{t:.2f}' for t in times[name])})")
+        here, workers = (statistics.median(c) for c in zip(*cpu[name]))
+        print(f"  {name:36s} {value:7.2f} s   {here:6.2f} s {workers:6.2f} s   "
+              f"({', '.join(f'{t:.2f}' for t in times[name])})")
+    print("  round trip of empty tasks: " + ", ".join(
+        f"{k} worker{'s' if k > 1 else ''} {1000 * t:.1f} ms" for k, t in trips.items()))
     overhead = median["stream, 2 workers compute blocks"] / median["in-memory fit (adam)"] - 1
     print(f"stream overhead vs in-memory fit: {overhead:+.0%} (goal <= 20%)")
     for strategy in ("lbfgs", "average"):
