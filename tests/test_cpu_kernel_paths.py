@@ -86,7 +86,7 @@ def test_threaded_steps_equal_serial_bit_for_bit(monkeypatch, row_paths, dtype, 
     nets[0].fit(X, y, epochs=2, batch_size=11, lr=0.05)
     with numba_threads_ran():
         nets[1].fit(X, y, epochs=2, batch_size=11, lr=0.05)
-    lay = nets[1]._backend._plan(nets[1])[0]
+    lay = nets[1]._backend._working_layout(nets[1])[0]
     panels = lay[cpu.PAD, 1:] // lay[cpu.PANEL, 1:]
     assert threads in panels
     if threads == 3:  # layers whose vectors do not divide by 3 stay in one panel
@@ -111,7 +111,7 @@ def test_row_lengths_that_end_in_single_vectors_match_oracle(monkeypatch, row_pa
     nets = [engine.Network([37, 70, 21, 4], activation="tanh", output="softmax",
                            cost="cross_entropy", dtype=dtype, backend=b, seed=2)
             for b in ("numpy", "numba")]
-    widths = nets[1]._backend._plan(nets[1])[0][cpu.PAD, 1:] * np.dtype(dtype).itemsize
+    widths = nets[1]._backend._working_layout(nets[1])[0][cpu.PAD, 1:] * np.dtype(dtype).itemsize
     assert np.all(widths % cpu.VECTOR_BYTES == 0)
     assert np.any(widths % (4 * cpu.VECTOR_BYTES) != 0)
     for net in nets:
@@ -239,12 +239,12 @@ def test_column_lists_are_sized_only_for_layers_that_use_them():
     nothing for Nielsen's net or for small batches, so a full-batch gradient of a large
     X allocates no lists it would never fill."""
     rule = (config.COLUMN_UPDATE_MIN_BATCH, -(-config.COLUMN_UPDATE_MIN_ROW_BYTES // 4))
-    wide = cpu.plan([784, 1024, 256, 10], config.PAD_BYTES, 4)[0]
-    deep = cpu.plan([784, 512, 256, 10], config.PAD_BYTES, 4)[0]
-    seeds = cpu.plan([784, 30, 10], config.PAD_BYTES, 4)[0]
+    wide = cpu.working_layout([784, 1024, 256, 10], config.PAD_BYTES, 4)[0]
+    deep = cpu.working_layout([784, 512, 256, 10], config.PAD_BYTES, 4)[0]
+    seeds = cpu.working_layout([784, 30, 10], config.PAD_BYTES, 4)[0]
     assert cpu.column_inputs(wide, 128, *rule) == 784
     assert cpu.column_inputs(wide, rule[0] - 1, *rule) == 0
-    assert cpu.column_inputs(cpu.plan([300, 30, 1200, 10], config.PAD_BYTES, 4)[0], 128,
+    assert cpu.column_inputs(cpu.working_layout([300, 30, 1200, 10], config.PAD_BYTES, 4)[0], 128,
                              *rule) == 30  # only the 1200-unit layer's rows are wide enough
     assert cpu.column_inputs(deep, 128, *rule) == 0
     assert cpu.column_inputs(seeds, 60_000, *rule) == 0
@@ -298,7 +298,7 @@ def test_big_batches_thread_smaller_steps_with_the_same_bits():
     nets = [engine.Network([400, 40, 4], activation="relu", output="softmax",
                            cost="cross_entropy", backend=b, seed=4)
             for b in ("numba", "numba-parallel")]
-    lay = nets[1]._backend._plan(nets[1])[0]
+    lay = nets[1]._backend._working_layout(nets[1])[0]
     first_step = config.PARALLEL_BIG_BATCH * 400 * int(lay[cpu.PAD, 1])
     assert config.PARALLEL_MIN_WORK_BIG_BATCH <= first_step < config.PARALLEL_MIN_WORK
     assert _parallel_work(config.PARALLEL_BIG_BATCH) <= first_step  # so that step threads
@@ -358,15 +358,15 @@ def test_every_prange_of_the_parallel_twins_is_a_parallel_loop():
 
 
 def test_only_large_layers_are_split_in_panels():
-    """cpu.plan splits a layer's units in panels only where its transposed weights take at
+    """cpu.working_layout splits a layer's units in panels only where its transposed weights take at
     least panel_min_bytes and its vectors divide evenly."""
     sizes, itemsize = [784, 512, 256, 10], 4
-    lay = cpu.plan(sizes, config.PAD_BYTES, itemsize, None, 2, 1 << 20)[0]
+    lay = cpu.working_layout(sizes, config.PAD_BYTES, itemsize, None, 2, 1 << 20)[0]
     pad = lay[cpu.PAD, 1:]
     weight_bytes = np.array(sizes[:-1]) * pad * itemsize  # 1.6 MB, 512 KB, 16 KB
     assert list(pad // lay[cpu.PANEL, 1:]) == [2, 1, 1]
     assert weight_bytes[0] >= 1 << 20 > weight_bytes[1]
-    lay = cpu.plan(sizes, config.PAD_BYTES, itemsize, None, 2, 0)[0]
+    lay = cpu.working_layout(sizes, config.PAD_BYTES, itemsize, None, 2, 0)[0]
     lanes = cpu.VECTOR_BYTES // itemsize
     expected = [2 if (p // lanes) % 2 == 0 else 1 for p in lay[cpu.PAD, 1:]]
     assert list(lay[cpu.PAD, 1:] // lay[cpu.PANEL, 1:]) == expected
@@ -375,11 +375,11 @@ def test_only_large_layers_are_split_in_panels():
 
 @pytest.mark.parametrize("panels", [1, 2, 3])
 def test_weights_in_panels_round_trip(panels):
-    """The working layout in panels (cpu.plan): unit j's weight from input k at
+    """The working layout in panels (cpu.working_layout): unit j's weight from input k at
     T_OFF + (j // P)·n_in·P + k·P + j % P, the bias row after the panels, padding zero;
     and back to the parameters unchanged."""
     net = engine.Network([5, 45, 7], seed=0)  # float64: 45 -> 48 units, 6 vectors
-    lay, work_size = cpu.plan(net.sizes, config.PAD_BYTES, 8, None, panels)[:2]
+    lay, work_size = cpu.working_layout(net.sizes, config.PAD_BYTES, 8, None, panels)[:2]
     work = np.full(work_size, np.nan)
     params = np.zeros_like(net._params)
     _load_and_store(net._params, lay, work, params)  # the helpers have no Python wrapper
@@ -398,3 +398,18 @@ def test_weights_in_panels_round_trip(panels):
 def _load_and_store(params, lay, work, out):
     cpu._load_work(params, lay, work)
     cpu._store_work(work, lay, out)
+
+
+@pytest.mark.parametrize("sizes, batch_norm", [([784, 30, 10], (False,)),
+                                               ([7, 5, 4, 3], (True, False)),
+                                               ([3, 9, 9, 9, 2], (False, True, True))])
+def test_working_layout_keeps_the_parameter_layout_of_engine_state(sizes, batch_norm):
+    """The flat parameter layout is defined once (engine.state.layout); the kernels' working
+    layout copies weights, biases and batch-norm units from those very offsets."""
+    from engine import state
+
+    where = state.layout(sizes, batch_norm)
+    lay = cpu.working_layout(sizes, config.PAD_BYTES, 8, where.bn_off)[0]
+    np.testing.assert_array_equal(lay[cpu.W_OFF, 1:], where.w_off)
+    np.testing.assert_array_equal(lay[cpu.B_OFF, 1:], where.b_off)
+    np.testing.assert_array_equal(lay[cpu.BN, 1:], where.bn_off)

@@ -1,7 +1,7 @@
 """A different activation per hidden layer (``Network(activation=[...])``), on every CPU
 backend against the NumPy oracle, and the oracle itself against finite differences.
 
-The kernels read each layer's activation code from their layout array (``kernels.cpu.plan``,
+The kernels read each layer's activation code from their layout array (``kernels.cpu.working_layout``,
 row ``ACT``) inside the one compiled epoch. Tolerances as in test_oracle_agreement.py:
 float64 parameters after an epoch of 100+ mini-batches 1e-10 relative (only the summation
 order differs; rounding carried over a contractive map stays near 1e-15), float32 1e-4;
@@ -55,7 +55,7 @@ def test_epoch_with_per_layer_activations_matches_oracle(forced_threads, dtype, 
     nets = networks(("numpy", "numba", "numba-parallel"), dtype=dtype)
     for net in nets:
         net.fit(X, y, epochs=1, batch_size=6, lr=0.05, **features)
-    lay = nets[2]._backend._plan(nets[2])[0]
+    lay = nets[2]._backend._working_layout(nets[2])[0]
     assert list(lay[cpu.ACT, 1:]) == [codes.RELU, codes.TANH, codes.SIGMOID, codes.SOFTMAX]
     oracle_params = nets[0]._params
     assert relative_error(nets[1]._params, oracle_params) <= RTOL_EPOCH[dtype]

@@ -23,7 +23,7 @@ vectors, whatever the layer sizes, and one input unit's weights are one row, so 
 samples whose inputs are mostly zero touches only the rows of the inputs where one of them
 is non-zero (in the forward pass and in the update). Training writes the updated parameters back at the end of the call.
 
-All offsets travel in one int64 array ``lay`` (see :func:`plan`), one column per layer.
+All offsets travel in one int64 array ``lay`` (see :func:`working_layout`), one column per layer.
 
 Groups of four samples and sparse inputs
 ----------------------------------------
@@ -64,7 +64,7 @@ Each imports only modules listed above it:
 ``options``           the Numba option sets of the compiled functions
 ``vectors``           LLVM building blocks: vector width, loads and multiply-adds, left-pack
 ``rows``              the explicit vector loops over weight rows
-``layout``            :func:`plan` and the copies to and from the working layout
+``layout``            :func:`working_layout` and the copies to and from the working layout
 ``elementwise``       exp, activations and their derivatives, one sample's δ and cost
 ``groups``            groups of four samples, their index lists and column lists
 ``layers``            one layer: forward pass, back-propagated errors, update, output δ
@@ -82,7 +82,7 @@ from .elementwise import _exp_nonpositive
 from .epoch import train_batches
 from .groups import _union_list
 from .layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, PAD, PANEL, SIZE, T_OFF, TB_OFF, U_OFF,
-                     W_OFF, _load_work, _store_work, column_inputs, plan)
+                     W_OFF, _load_work, _store_work, column_inputs, working_layout)
 from .options import _JIT
 from .predict import forward_rows
 from .variants import _STEPS, FORWARD, TRAIN, _at_opt_level, _compile, _variant
@@ -92,4 +92,4 @@ __all__ = ["A_OFF", "ACT", "B_OFF", "BN", "BN_AFTER", "FORWARD", "PAD", "PANEL",
            "PackageCache", "SIZE", "SOURCES_DIGEST", "T_OFF", "TB_OFF", "TRAIN", "U_OFF",
            "VECTOR_BYTES", "W_OFF", "_JIT", "_STEPS", "_at_opt_level", "_compile",
            "_exp_nonpositive", "_load_work", "_store_work", "_union_list", "_variant",
-           "column_inputs", "forward_rows", "plan", "train_batches"]
+           "column_inputs", "forward_rows", "train_batches", "working_layout"]

@@ -18,19 +18,19 @@ _PANELS = True  # likewise: False in the serial twins, whose layers are one pane
 
 
 def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, order,
-                  start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, nnz,
+                  start, stop, batch_size, lr, work, gwork, acts, z_out, deltas, idx, union_len,
                   sample_cost, col_count, col_who, col_val, all_idx, density,
                   parallel_work, row_block, column_batch, wide_pad,
                   opt_code, hyper, opt_state, opt_work, opt_step, drop_mask, drop_scale,
                   pre_drop, bn_running, bn_zhat, bn_inv_std):
     """Run the mini-batches ``order[start:stop]`` (in steps of ``batch_size``), in place.
 
-    Layout contract: ``lay`` from :func:`plan` (its ``ACT`` row: each layer's activation,
+    Layout contract: ``lay`` from :func:`working_layout` (its ``ACT`` row: each layer's activation,
     the output layer's with ``cost`` for δ^L); ``X`` (n, n_in) and ``targets`` (n, n_out)
     or (0, n_out) in the params' dtype; ``labels`` int64 (n,) or (0,) (class labels are
     used when non-empty); ``order`` int64 row indices; ``grads`` like ``params``. Scratch:
     ``work`` and ``gwork`` (work_size,), ``acts`` and ``deltas`` (batch_size, act_width),
-    ``z_out`` (batch_size, P_L), ``idx`` uint32 (groups, idx_width) and ``nnz`` int64
+    ``z_out`` (batch_size, P_L), ``idx`` uint32 (groups, idx_width) and ``union_len`` int64
     (groups, L + 1) with groups = ⌈batch_size / 4⌉ (see :func:`_forward_layer`),
     ``sample_cost`` (batch_size,), ``col_count`` int64 (n_in) and ``col_who`` uint32 and
     ``col_val`` (batch_size · n_in), n_in the largest input width of a layer that takes
@@ -134,11 +134,11 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
                         p_lo = task if by_panels else i_0
                         p_hi = task + 1 if by_panels else (i_0 if split else panels)
                         _forward_layer(layer, i_lo, i_hi, p_lo, p_hi, todo, lay, work, X, order,
-                                       pos, acts, z_out, idx, nnz, all_idx, density, code,
+                                       pos, acts, z_out, idx, union_len, all_idx, density, code,
                                        with_bias)
             else:
                 _forward_layer(layer, i_0, m, i_0, panels, all_steps, lay, work, X, order, pos,
-                               acts, z_out, idx, nnz, all_idx, density, code, with_bias)
+                               acts, z_out, idx, union_len, all_idx, density, code, with_bias)
             if _FEATURES:
                 if normalised:
                     _batch_norm_layer(layer, m, lay, acts, work, bn_running, bn_zhat,
@@ -219,11 +219,11 @@ def train_batches(params, grads, lay, cost, X, labels, targets, sample_weight, o
                     p_lo = task if by_panels else i_0
                     p_hi = task + 1 if by_panels else panels
                     _update_layer(by_columns, layer, k_lo, k_hi, p_lo, p_hi, m, coef, lay, tgt,
-                                  X, order, pos, acts, deltas, idx, nnz, all_idx, col_count,
+                                  X, order, pos, acts, deltas, idx, union_len, all_idx, col_count,
                                   col_who, col_val, with_bias)
             else:
                 _update_layer(by_columns, layer, i_0, n_in, i_0, panels, m, coef, lay, tgt, X,
-                              order, pos, acts, deltas, idx, nnz, all_idx, col_count, col_who,
+                              order, pos, acts, deltas, idx, union_len, all_idx, col_count, col_who,
                               col_val, with_bias)
         if not gradient_only:
             opt_step[0] += 1

@@ -76,13 +76,13 @@ def _first_at_least(ids, count, k):
 
 
 @jit(**_INLINE)
-def _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1):
+def _group_rows(idx, union_len, all_idx, g, layer, u_off, n_in, k0, k1):
     """The rows k0..k1-1 that the group starting at sample g visits in ``layer``:
     ``(ids, lo, hi)`` with the rows ``ids[lo:hi]``, from the group's union list (made by
     the forward pass) or, for a dense group (-1), every row.
 
     Twin: none (grouping helper)"""
-    union = nnz[g // 4, layer]
+    union = union_len[g // 4, layer]
     ids = idx[g // 4, u_off:u_off + n_in]
     lo, hi = k0, k1
     if union < 0:

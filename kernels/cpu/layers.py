@@ -26,14 +26,14 @@ ALL_STEPS = LISTS | SUMS | FINISH
 
 @jit(**_HELPER_LEAF)
 def _forward_layer(layer, i0, i1, p0, p1, steps, lay, work, X, order, pos, acts, z_out, idx,
-                   nnz, all_idx, density, code, with_bias):
+                   union_len, all_idx, density, code, with_bias):
     """Samples i0..i1-1 (i0 a multiple of 4) of ``layer``, in groups of four, the
     ``steps``:
 
     * ``LISTS``: the union of the group's non-zero inputs, to ``idx[g // 4]`` from the
-      layer's ``U_OFF``, its length to ``nnz[g // 4, layer]`` (-1 when more than
+      layer's ``U_OFF``, its length to ``union_len[g // 4, layer]`` (-1 when more than
       ``density`` of the inputs are in it: then every row);
-    * ``SUMS``: for the units of panels p0..p1-1 (see :func:`plan`), the pre-activations
+    * ``SUMS``: for the units of panels p0..p1-1 (see :func:`working_layout`), the pre-activations
       z = b + Σ_k a_k·Wt[k] (without b for a batch-normalised layer), one pass over the
       listed rows for the group;
     * ``FINISH``: activations in place; for the output layer, z also in z_out.
@@ -61,10 +61,10 @@ def _forward_layer(layer, i0, i1, p0, p1, steps, lay, work, X, order, pos, acts,
         n_real = min(4, i1 - g)
         a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
         if steps & LISTS:
-            nnz[g // 4, layer] = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off,
+            union_len[g // 4, layer] = _union_list(a0, a1, a2, a3, n_in, idx[g // 4], u_off,
                                              density)
         if steps & SUMS:
-            rows, _, count = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, 0, n_in)
+            rows, _, count = _group_rows(idx, union_len, all_idx, g, layer, u_off, n_in, 0, n_in)
             for p in range(p0, p1):
                 c = p * width
                 lo, hi = a_off + c, a_off + c + width
@@ -125,9 +125,9 @@ def _backprop_layer(layer, i0, i1, panel, lay, work, acts, deltas, code, pre_dro
 
 @jit(**_HELPER_LEAF)
 def _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts, deltas,
-                       idx, nnz, all_idx):
+                       idx, union_len, all_idx):
     """Rows k0..k1-1 of panels p0..p1-1 of layer's transposed weights in ``tgt`` (see
-    :func:`plan`): += coef·Σ_i a_i[k]·δ_i, four samples per pass over the rows (small
+    :func:`working_layout`): += coef·Σ_i a_i[k]·δ_i, four samples per pass over the rows (small
     mini-batches or layers: see :func:`_update_layer`).
 
     A group whose inputs are sparse visits the rows of the union of its index lists
@@ -151,7 +151,7 @@ def _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, 
             d1 = deltas[g + 1, d_lo:d_hi] if n_real > 1 else d0
             d2 = deltas[g + 2, d_lo:d_hi] if n_real > 2 else d0
             d3 = deltas[g + 3, d_lo:d_hi] if n_real > 3 else d0
-            ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
+            ids, lo, hi = _group_rows(idx, union_len, all_idx, g, layer, u_off, n_in, k0, k1)
             _rows_axpy4(w_rows, width, ids, lo, hi, a0, a1, a2, a3, coef,
                         coef if n_real > 1 else zero, coef if n_real > 2 else zero,
                         coef if n_real > 3 else zero, d0, d1, d2, d3)
@@ -159,7 +159,7 @@ def _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, 
 
 @jit(**_HELPER_LEAF)
 def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas, idx,
-                       nnz, all_idx, col_count, col_who, col_val):
+                       union_len, all_idx, col_count, col_who, col_val):
     """Rows k0..k1-1 of layer's transposed weights in ``tgt``: += coef·Σ_i a_i[k]·δ_i,
     each weight's sum gathered in registers (large mini-batches and layers: see
     :func:`_update_layer`).
@@ -168,7 +168,7 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     the ``col_count[k]`` entries from ``k·m`` of ``col_who`` (the sample, ascending) and
     ``col_val`` (the value), taken on the rows of each group's union list (or all rows).
     Each element sums the samples in the same order whatever the row range, so splitting
-    rows over threads changes no result. Every panel (see :func:`plan`) in turn.
+    rows over threads changes no result. Every panel (see :func:`working_layout`) in turn.
 
     Twin: engine.oracle.gradients, engine.oracle.update_mini_batch"""
     n_in, pad, width = lay[SIZE, layer - 1], lay[PAD, layer], lay[PANEL, layer]
@@ -178,7 +178,7 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
     for g in range(0, m, 4):
         n_real = min(4, m - g)
         a0, a1, a2, a3 = _group_inputs(layer, g, n_real, lay, X, order, pos, acts)
-        ids, lo, hi = _group_rows(idx, nnz, all_idx, g, layer, u_off, n_in, k0, k1)
+        ids, lo, hi = _group_rows(idx, union_len, all_idx, g, layer, u_off, n_in, k0, k1)
         for t in range(lo, hi):
             k = np.int64(ids[t])
             _list_in_column(k, g, a0[k], m, col_count, col_who, col_val)
@@ -194,8 +194,8 @@ def _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, de
 
 
 def _update_layer(by_columns, layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts,
-                  deltas, idx, nnz, all_idx, col_count, col_who, col_val, with_bias):
-    """Rows k0..k1-1 of panels p0..p1-1 (see :func:`plan`) of layer's transposed weights in
+                  deltas, idx, union_len, all_idx, col_count, col_who, col_val, with_bias):
+    """Rows k0..k1-1 of panels p0..p1-1 (see :func:`working_layout`) of layer's transposed weights in
     ``tgt``, and the panels' part of the bias with the last rows: += coef·Σ_i a_i[k]·δ_i.
     ``by_columns`` picks the path in the wide variant: the mini-batch's sums gathered per
     weight (:func:`_update_by_columns`, every panel) or four samples at a time
@@ -215,10 +215,10 @@ def _update_layer(by_columns, layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order
     if _WIDE:  # a compile-time constant: see variants._variant
         if by_columns:
             _update_by_columns(layer, k0, k1, m, coef, lay, tgt, X, order, pos, acts, deltas,
-                               idx, nnz, all_idx, col_count, col_who, col_val)
+                               idx, union_len, all_idx, col_count, col_who, col_val)
             return
     _update_by_samples(layer, k0, k1, p0, p1, m, coef, lay, tgt, X, order, pos, acts, deltas,
-                       idx, nnz, all_idx)
+                       idx, union_len, all_idx)
 
 
 @jit(**_INLINE)

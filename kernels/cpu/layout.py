@@ -1,4 +1,4 @@
-"""The working layout (see the package's docstring): :func:`plan` computes every offset
+"""The working layout (see the package's docstring): :func:`working_layout` computes every offset
 into one int64 array, ``lay``, one column per layer; the compiled conversions copy the
 parameters into that layout and back."""
 
@@ -10,11 +10,11 @@ from .options import _HELPER, _INLINE
 from .vectors import VECTOR_BYTES
 
 
-# Rows of the layout array ``lay`` (columns are layers 0..L; see plan()).
+# Rows of the layout array ``lay`` (columns are layers 0..L; see working_layout()).
 SIZE, PAD, W_OFF, B_OFF, T_OFF, TB_OFF, A_OFF, BN, U_OFF, PANEL, ACT, BN_AFTER = range(12)
 
 
-def plan(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0,
+def working_layout(sizes, pad_bytes, itemsize, bn_off=None, panels=1, panel_min_bytes=0,
          activations=None, bn_after=None):
     """Working layout of the kernels for a network with layer widths ``sizes`` and
     parameters of ``itemsize`` bytes, each layer's row of units padded to a multiple of
@@ -154,7 +154,7 @@ def _store_work(work, lay, params):
 
 @jit(**_INLINE)
 def _column_start(lay, layer, j):
-    """Where unit j's weight from input 0 is in the working layout (see :func:`plan`);
+    """Where unit j's weight from input 0 is in the working layout (see :func:`working_layout`);
     its weight from input k is ``PANEL``·k further on.
 
     Twin: none (layout arithmetic)"""

@@ -10,7 +10,7 @@ from .layers import ALL_STEPS, _forward_layer
 from .layout import A_OFF, ACT, BN, BN_AFTER, PAD, PANEL, SIZE, _load_work
 
 
-def forward_rows(params, lay, X, out_a, out_z, work, rows, acts, z_out, idx, nnz, suspicious,
+def forward_rows(params, lay, X, out_a, out_z, work, rows, acts, z_out, idx, union_len, suspicious,
                  density, all_idx, bn_running, bn_eps):
     """Feed every row of ``X`` forward; writes output activations ``out_a`` and
     pre-activations ``out_z`` (both (n, n_out), params' dtype) and returns how many rows
@@ -22,7 +22,7 @@ def forward_rows(params, lay, X, out_a, out_z, work, rows, acts, z_out, idx, nnz
 
     Rows go in blocks of ``acts.shape[1]``, one parallel task each, ``acts.shape[0]``
     blocks at a time (one scratch slot per task): ``acts`` (slots, block, act_width),
-    ``z_out`` (slots, block, P_L), ``idx`` uint32 (slots, groups, idx_width) and ``nnz``
+    ``z_out`` (slots, block, P_L), ``idx`` uint32 (slots, groups, idx_width) and ``union_len``
     int64 (slots, groups, L + 1) with groups = ⌈block / 4⌉; ``work`` (work_size,); ``rows``
     int64 ``arange(n)``. Each layer's activation comes from ``lay``'s ``ACT`` row.
 
@@ -46,7 +46,7 @@ def forward_rows(params, lay, X, out_a, out_z, work, rows, acts, z_out, idx, nnz
                 code = IDENTITY if normalised and not after else lay[ACT, layer]
                 suspicious[s] += _forward_layer(
                     layer, i_0, m, i_0, lay[PAD, layer] // lay[PANEL, layer], all_steps, lay,
-                    work, X, rows, lo, acts[s], z_out[s], idx[s], nnz[s], all_idx, density,
+                    work, X, rows, lo, acts[s], z_out[s], idx[s], union_len[s], all_idx, density,
                     code, not normalised or after)
                 if normalised:
                     _batch_norm_inference(layer, m, lay, acts[s], work, bn_running, bn_eps,

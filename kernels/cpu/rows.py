@@ -8,7 +8,7 @@ memory between rows. Written here with whole vector registers, the sums stay in 
 over all rows and a row costs little more than its loads, FMAs and stores (about 1.5x
 faster per row, measured on [784, 30, 10]'s rows). Contract for all: the
 arrays are contiguous 1-D (or a contiguous row) of one float dtype, ``ids`` uint32, and
-the row width a multiple of one vector (VECTOR_BYTES: plan() pads rows to that).
+the row width a multiple of one vector (VECTOR_BYTES: working_layout() pads rows to that).
 """
 
 from llvmlite import ir
@@ -201,7 +201,7 @@ def _columns_update(typingctx, wt, width, k0, k1, counts, bucket, who, vals, d, 
 def _rows_dot_back(typingctx, deltas, wt, width, panel, n_rows, i, n_samples, d_off, p_off):
     """Back-propagation's sums ``deltas[i + s, p_off + k] = Σ_{j < width} Wt[k, j] ·
     deltas[i + s, d_off + j]`` for samples s < n_samples (1 to 4) and rows k < n_rows, the
-    weights ``wt`` in panels of ``panel`` columns (see :func:`plan`: Wt[k, j] is
+    weights ``wt`` in panels of ``panel`` columns (see :func:`working_layout`: Wt[k, j] is
     ``wt[p·n_rows·panel + k·panel + j − p·panel]``, p = j // panel), added in column order
     whatever the panels. ``panel`` None: one panel (the serial twins), compiled without the
     loop over panels.

@@ -59,7 +59,7 @@ PARALLEL_MIN_WORK_BIG_BATCH = 1 << 19
 PARALLEL_ROW_BLOCK = 64
 
 # numba-parallel keeps the weights of a layer that take at least this many bytes in one
-# panel of units per thread (kernels.cpu.plan): each thread computes its units' sums and
+# panel of units per thread (kernels.cpu.working_layout): each thread computes its units' sums and
 # updates their weights, which no other core then reads or writes, instead of splitting
 # the forward pass by samples (every core reads every weight) and the update by rows.
 # Measured on [784, 512, 256, 10] at batch 128, 2 cores, interleaved epochs in one process

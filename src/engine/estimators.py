@@ -11,7 +11,7 @@ output for binary problems, logistic outputs for multilabel targets, softmax oth
 identity output and half the squared error for regression, and L-BFGS through SciPy. So a
 fit from the same starting point gives scikit-learn's numbers.
 
-The engine runs each epoch in one compiled call (``kernels/cpu.py``: every mini-batch, the
+The engine runs each epoch in one compiled call (``kernels/cpu/epoch.py``: every mini-batch, the
 optimiser step, sample weights); Python runs between epochs only. After the scikit-learn
 parameters come the engine's own: ``class_weight``, ``dropout``, ``batch_norm``, ``backend``
 and ``dtype``.

@@ -33,23 +33,23 @@ class NumbaBackend(Backend):
                                for key, kernel in cpu.TRAIN.items() if key[0] == parallel}
         self._forward_kernel = (_serialised(cpu.FORWARD[parallel]) if parallel
                                 else cpu.FORWARD[parallel])
-        self._plan_key = None
+        self._layout_key = None
         self._scratch_key = None
 
-    def _plan(self, net):
+    def _working_layout(self, net):
         """The kernels' working layout for this network (cached per shape and dtype)."""
-        # numba-parallel gives each thread a panel of a large layer's weights (cpu.plan)
+        # numba-parallel gives each thread a panel of a large layer's weights (cpu.working_layout)
         panels = self._threads() if self.parallel else 1
         panel_min_bytes = int(config.PARALLEL_PANEL_MIN_BYTES)
         activations = net._layer_codes
         key = (tuple(net.sizes), net.dtype, tuple(net._bn_off), panels, panel_min_bytes,
                activations, net._bn_after)
-        if key != self._plan_key:
-            self._layout = self._cpu.plan(net.sizes, config.PAD_BYTES, net.dtype.itemsize,
+        if key != self._layout_key:
+            self._layout = self._cpu.working_layout(net.sizes, config.PAD_BYTES, net.dtype.itemsize,
                                           net._bn_off, panels, panel_min_bytes, activations,
                                           net._bn_after)
             self._all_idx = np.arange(max(net.sizes), dtype=np.uint32)
-            self._plan_key = key
+            self._layout_key = key
         return self._layout
 
     def _wide(self, net):
@@ -57,11 +57,11 @@ class NumbaBackend(Backend):
         kernel variant), and the width in units from which it applies
         (config.COLUMN_UPDATE_MIN_ROW_BYTES)."""
         units = -(-int(config.COLUMN_UPDATE_MIN_ROW_BYTES) // net.dtype.itemsize)
-        return bool(np.any(self._plan(net)[0][self._cpu.PAD, 1:] >= units)), units
+        return bool(np.any(self._working_layout(net)[0][self._cpu.PAD, 1:] >= units)), units
 
     def _scratch(self, net, batch_size, dropout, column_rule):
-        lay, work_size, act_width, idx_width = self._plan(net)
-        key = (batch_size, self._plan_key, dropout, column_rule)  # (the plan's key: layout)
+        lay, work_size, act_width, idx_width = self._working_layout(net)
+        key = (batch_size, self._layout_key, dropout, column_rule)  # (the plan's key: layout)
         if key != self._scratch_key:
             columns = self._cpu.column_inputs(lay, batch_size, *column_rule)
             depth = len(net.sizes) - 1
@@ -74,7 +74,7 @@ class NumbaBackend(Backend):
                 _aligned_empty((batch_size, int(lay[self._cpu.PAD, depth])), net.dtype),
                 _aligned_empty((batch_size, act_width), net.dtype),          # deltas
                 np.empty((groups, idx_width), np.uint32),                    # idx
-                np.empty((groups, depth + 1), np.int64),                     # nnz
+                np.empty((groups, depth + 1), np.int64),                     # union_len
                 np.empty(batch_size, net.dtype),                             # sample_cost
                 np.empty(columns, np.int64),                                 # col_count
                 np.empty(batch_size * columns, np.uint32),                   # col_who
@@ -90,7 +90,7 @@ class NumbaBackend(Backend):
         return self._buffers
 
     def train(self, net, X, labels, targets, order, start, stop, batch_size, lr, plan=None):
-        lay, work_size = self._plan(net)[:2]
+        lay, work_size = self._working_layout(net)[:2]
         if plan is None:  # Nielsen's plain SGD; the network's optimiser memory is left alone
             code, hyper = codes.SGD, state.network_hyper(net)
             opt_state = np.zeros((0, net._params.size), net.dtype)
@@ -128,7 +128,7 @@ class NumbaBackend(Backend):
         """``(a, z, suspicious)``: the forward pass, and how many rows had a NaN or
         infinite first-layer pre-activation (from a bad input, or an overflow)."""
         # Scratch is allocated per call: several threads may predict with one network.
-        lay, work_size, act_width, idx_width = self._plan(net)
+        lay, work_size, act_width, idx_width = self._working_layout(net)
         depth = len(net.sizes) - 1
         n_rows, n_out = X.shape[0], net.sizes[-1]
         block = min(config.PREDICT_BLOCK_ROWS, n_rows)
