@@ -95,6 +95,23 @@ def test_stream_estimator_equals_in_memory_fit_bit_for_bit(dask_client, chunks, 
     np.testing.assert_array_equal(est.predict(X), expected.predict(X))
 
 
+def test_stream_fetches_straight_from_local_workers_or_as_the_client_says(dask_client):
+    """On one host the blocks come straight from the workers; a client told
+    direct_to_workers=False has them relayed by the scheduler: the same bits either way."""
+    assert ed._direct_to_workers(dask_client)
+    relayed = distributed.Client(dask_client.scheduler.address, direct_to_workers=False,
+                                 set_as_default=False)
+    try:
+        assert not ed._direct_to_workers(relayed)
+        X, y = data()
+        nets = [network(), network()]
+        for net, client in zip(nets, (dask_client, relayed)):
+            ed.fit(net, *dask_pair(X, y, (150,) * 4), client=client, **NETWORK_FIT)
+        np.testing.assert_array_equal(nets[0]._params, nets[1]._params)
+    finally:
+        relayed.close()
+
+
 def test_stream_shuffle_follows_the_documented_order(dask_client):
     """Blocks in an order drawn from the model's generator, then each block's rows in an
     order drawn as it is reached: the same as fitting the rows in that order, unshuffled."""

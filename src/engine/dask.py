@@ -425,9 +425,7 @@ class _Stream:
         import dask
 
         client = self.data.client
-        # straight from the worker that holds the block, not relayed by the scheduler
-        # (half the copies), unless the client was made with direct_to_workers=False
-        direct = client.direct_to_workers is not False
+        direct = _direct_to_workers(client)
         pending = deque()
         queue = iter(order)
         with ThreadPoolExecutor(1, thread_name_prefix="engine-fetch") as fetcher:
@@ -451,6 +449,20 @@ class _Stream:
             finally:
                 for future, fetching in pending:
                     future.cancel()
+
+
+def _direct_to_workers(client):
+    """Whether to fetch blocks straight from the worker that holds them rather than
+    relayed by the scheduler (half the copies): as the client was told
+    (``Client(direct_to_workers=...)``), else where the scheduler and every worker run on
+    one host, which a client that reaches the scheduler reaches too. Across machines the
+    workers may sit behind the scheduler, as Dask assumes by default."""
+    from distributed.comm import get_address_host
+
+    if client.direct_to_workers is not None:
+        return bool(client.direct_to_workers)
+    addresses = [client.scheduler.address, *client.scheduler_info()["workers"]]
+    return len({get_address_host(address) for address in addresses}) == 1
 
 
 def _result(fetching):
