@@ -573,9 +573,8 @@ def _train_round(net, plan, blocks, batch_size, lr, shuffle, progress, budget):
     if progress.position == len(progress.order):
         carry.finish()
         progress.done = True
-    return {"params": net._params, "slots": net._opt_slots, "step": int(net._opt_step[0]),
-            "running": net._bn_running, "progress": progress, "samples": carry.samples,
-            "total": carry.total}
+    return dict(state.training_arrays(net), progress=progress, samples=carry.samples,
+                total=carry.total)
 
 
 def _adopt_generator(rng, other):
@@ -599,12 +598,10 @@ def _average_into(net, results):
         if len(results) == 1:
             return results[0][key]
         return sum(s * r[key] for s, r in zip(shares, results))
-    slots = mean("slots")
-    net._params[...] = mean("params")
-    if net._opt_slots.shape == slots.shape:
-        net._opt_slots[...] = slots
-    net._opt_step[0] = int(round(mean("step")))
-    net._bn_running[...] = mean("running")
+    for name, live in state.training_arrays(net).items():
+        value = mean(name)
+        if live.shape == value.shape:
+            live[...] = np.round(value) if name == "opt_step" else value
 
 
 def _gather(client, futures):
@@ -705,12 +702,14 @@ class _NetworkDriver:
         net.history = history
         try:
             for epoch in range(self.epochs):
-                saved = _state(net)
+                saved, saved_rng = state.Snapshot(net), copy.deepcopy(net.rng)
+                saved.take()
                 total = strategy.epoch(net, plan, self.batch_size, plan.lr, self.shuffle,
                                        net.rng)
                 mean_cost = float(total) / n
                 if not np.isfinite(mean_cost) or not np.isfinite(net._params).all():
-                    _restore(net, saved)
+                    saved.restore()
+                    net.rng = saved_rng
                     raise DivergenceError(
                         f"training diverged in epoch {epoch + 1}: the loss became "
                         f"{mean_cost}. The network keeps the parameters from the end of "
@@ -731,19 +730,6 @@ class _NetworkDriver:
         finally:
             getattr(strategy, "close", lambda: None)()
         return history
-
-
-def _state(net):
-    return (net._params.copy(), net._opt_slots.copy(), net._opt_step.copy(),
-            net._bn_running.copy(), copy.deepcopy(net.rng))
-
-
-def _restore(net, saved):
-    params, slots, step, running, rng = saved
-    net._params[...] = params
-    net._opt_slots, net._opt_step = slots, step
-    net._bn_running[...] = running
-    net.rng = rng
 
 
 class _EstimatorDriver:

@@ -69,6 +69,13 @@ def adopt(net, saved):
     net._task = saved._task
 
 
+def training_arrays(net):
+    """The network's training state by name (:data:`TRAINING_STATE`, without the leading
+    underscore: ``params``, ``opt_slots``, ``opt_step``, ``bn_running``); the arrays
+    themselves, not copies."""
+    return {name.lstrip("_"): getattr(net, name) for name in TRAINING_STATE}
+
+
 class Snapshot:
     """The training state (:data:`TRAINING_STATE`) of a network, kept at the start of each
     epoch so that a diverged epoch can be undone; its buffers are reused epoch after epoch."""
