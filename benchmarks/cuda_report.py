@@ -21,7 +21,7 @@ the backend takes:
   then, for each backend, the largest difference from the oracle over the largest oracle
   value, of each parameter array and of ``predict_proba`` on held-back rows (the worst
   array is shown). The tolerances printed beside them are the ``gpu`` test's in
-  tests/test_cuda.py (1e-9 float64, 1e-3 float32: rounding amplified by a few hundred
+  tests/test_cuda_backend.py (1e-9 float64, 1e-3 float32: rounding amplified by a few hundred
   updates). One update shows the kernels' own rounding; the epoch shows how training
   amplifies it, which the CPU backend's column shows is the regime, not the device.
 * speed: the engine's epoch is timed inside one ``fit`` of several epochs (the data set is
@@ -33,7 +33,7 @@ the backend takes:
   process compiles the kernels; a second run loads them from Numba's cache).
 
 Outputs: ``OUT/cuda_report.md`` (the tables), ``OUT/cuda_report.json`` and
-``OUT/test_cuda.log`` (``pytest tests/test_cuda.py`` on the GPU).
+``OUT/test_cuda_backend.log`` (``pytest tests/test_cuda_backend.py`` on the GPU).
 """
 
 import argparse
@@ -252,14 +252,14 @@ def markdown(report):
         lines.append(f"| predict {r['rows']:,} rows, [784, 30, 10] | {r['dtype']} | | "
                      f"{fmt_seconds(r['engine'])} | | {_torch_cells(r, 'torch')} |")
     if "tests" in report:
-        lines += ["", f"tests/test_cuda.py: {report['tests']}"]
+        lines += ["", f"tests/test_cuda_backend.py: {report['tests']}"]
     return "\n".join(lines) + "\n"
 
 
 def run_tests(out, timeout):
-    log = out / "test_cuda.log"
+    log = out / "test_cuda_backend.log"
     try:
-        done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_cuda.py", "-q",
+        done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_cuda_backend.py", "-q",
                                "-p", "no:cacheprovider"], cwd=REPO, capture_output=True,
                               text=True, timeout=timeout)
         log.write_text(done.stdout + done.stderr)

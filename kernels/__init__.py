@@ -7,5 +7,5 @@
 
 Every kernel has a twin in :mod:`engine.oracle`, the NumPy reference; the tests compare them.
 Each compiled function names it in a docstring line ``Twin: engine.oracle.<name>`` (or
-``Twin: none (<why>)`` for plumbing); tests/test_kernel_twins.py checks the lines.
+``Twin: none (<why>)`` for plumbing); tests/test_oracle_kernel_twins.py checks the lines.
 """

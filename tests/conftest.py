@@ -2,7 +2,7 @@
 
 # Numba's CUDA target reads NUMBA_ENABLE_CUDASIM once, when numba.cuda is first imported, so
 # this must run before anything else here imports the engine. Where no CUDA driver is
-# installed the simulator is turned on, so tests/test_cuda.py checks the CUDA kernels
+# installed the simulator is turned on, so tests/test_cuda_backend.py checks the CUDA kernels
 # everywhere, CI included; where a driver is installed the tests use the real GPU. A value
 # already set in the environment always wins. The CPU backends never read the variable.
 import ctypes.util

@@ -7,7 +7,7 @@ wide-row update path (summed per weight over the mini-batch instead of four samp
 pass over the weights: ``config.COLUMN_UPDATE_MIN_*``, fixture ``row_paths``), one or
 several prediction blocks.
 Default settings send small test networks down only some of them, so these tests force
-each one. Tolerances as in test_oracle_agreement.py: float64 parameters after an epoch
+each one. Tolerances as in test_cpu_oracle_agreement.py: float64 parameters after an epoch
 1e-10 relative (rounding carried over 100+ mini-batches of a contractive map), float32
 1e-4; serial and parallel twins bit for bit (they do every sum in the same order).
 """

@@ -4,8 +4,8 @@ differences, every CPU kernel against the oracle.
 
 The engine's own batch norm precedes the activation (``Network(batch_norm=True)``); a
 layer marked ``_bn_after`` computes h = σ(z + b) and normalises h, so it keeps its bias and
-σ' comes after the batch norm's backward pass. Tolerances as in test_training_oracle.py
-(finite differences: 1e-6 of the gradient's scale) and test_oracle_agreement.py (float64
+σ' comes after the batch norm's backward pass. Tolerances as in test_oracle_training.py
+(finite differences: 1e-6 of the gradient's scale) and test_cpu_oracle_agreement.py (float64
 epochs 1e-10 relative; serial and parallel twins bit for bit).
 """
 

@@ -2,7 +2,7 @@
 backend against the NumPy oracle, and the oracle itself against finite differences.
 
 The kernels read each layer's activation code from their layout array (``kernels.cpu.working_layout``,
-row ``ACT``) inside the one compiled epoch. Tolerances as in test_oracle_agreement.py:
+row ``ACT``) inside the one compiled epoch. Tolerances as in test_cpu_oracle_agreement.py:
 float64 parameters after an epoch of 100+ mini-batches 1e-10 relative (only the summation
 order differs; rounding carried over a contractive map stays near 1e-15), float32 1e-4;
 forward passes 1e-12 / 1e-5. Serial and parallel twins agree bit for bit.

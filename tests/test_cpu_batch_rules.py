@@ -7,7 +7,7 @@ weights, H_WEIGHT_TOTAL, H_L2_BATCH, H_COST_SCALE) in the oracle and the compile
   (h = 1e-6 on a smooth tanh network: errors ~1e-9 of the scale; we assert 1e-6).
 * Kernels against the oracle: twin networks (one seed) run the same two epochs through
   ``backend.train`` with the same :class:`engine.training.Plan`. Tolerances as in
-  test_training_agreement.py: 1e-10 relative in float64 (the same formulas, summed in
+  test_cpu_training_agreement.py: 1e-10 relative in float64 (the same formulas, summed in
   another order), 1e-4 in float32.
 """
 
@@ -18,7 +18,7 @@ import engine
 from engine import oracle, state, training
 from engine.kernels import codes
 from conftest import assert_close_relative as close, make_classification
-from test_training_agreement import COMPILED, RTOL, assert_twins_agree, twins
+from test_cpu_training_agreement import COMPILED, RTOL, assert_twins_agree, twins
 
 
 def _plan(net, optimizer, *, weights=None, total=True, l2_batch=0.0, cost_scale=1.0,

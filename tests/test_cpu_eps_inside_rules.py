@@ -1,8 +1,8 @@
 """Keras' RMSprop and Adagrad (ε under the square root: optimizer="rmsprop_eps_inside",
 "adagrad_eps_inside") in the compiled kernels against the NumPy oracle.
 
-The oracle's rules are checked against hand-worked updates in test_training_oracle.py.
-Tolerances as in test_oracle_agreement.py: float64 parameters after epochs of 20+
+The oracle's rules are checked against hand-worked updates in test_oracle_training.py.
+Tolerances as in test_cpu_oracle_agreement.py: float64 parameters after epochs of 20+
 mini-batches 1e-10 relative, float32 1e-4; the parallel twin equals the serial one.
 """
 

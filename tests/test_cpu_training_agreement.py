@@ -4,7 +4,7 @@ Twin networks (one seed: identical parameters and generator) run the same fit on
 (``backend="numpy"``) and a compiled backend. Dropout masks come from the network's
 generator in Python and reach both backends, so the runs are the same computation.
 
-Tolerances (see test_oracle_agreement.py for the reasoning):
+Tolerances (see test_cpu_oracle_agreement.py for the reasoning):
 * float64: 1e-10 relative for parameters, optimiser memory and running statistics after
   two epochs (~90 mini-batches). Both sides evaluate the same formulas in the same order
   except for the summation order inside dot products and the kernels' fused multiply-adds,

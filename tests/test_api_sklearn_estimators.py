@@ -293,7 +293,7 @@ def test_assigned_coefs_of_the_wrong_shape_are_named():
 @pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
 def test_engine_extras_match_the_oracle_through_the_estimator(threaded, backend):
     """dropout and batch_norm (no scikit-learn peer): a compiled backend against the NumPy
-    oracle (float64 1e-10, as in test_training_agreement.py), and they learn."""
+    oracle (float64 1e-10, as in test_cpu_training_agreement.py), and they learn."""
     X, y = _data("multiclass", n=120)
     y = (X[:, 0] + X[:, 1] > 1).astype(int) + (X[:, 2] > 0.5)  # learnable classes
     params = dict(hidden_layer_sizes=(8, 6), dropout=[0.2, 0.1], batch_norm=[True, False],

@@ -13,7 +13,7 @@ import pytest
 import engine
 from engine import config, datasets, io
 
-# The same allowance as the loader fuzzing (tests/test_fuzz_loaders.py): 64 times the
+# The same allowance as the loader fuzzing (tests/test_io_fuzz_loaders.py): 64 times the
 # file's size plus 4 MB for the interpreter's own bookkeeping.
 def _peak_within_bound(load, path, errors):
     """Run ``load(path)``, expecting one of ``errors``; returns the message. Fails when

@@ -1,6 +1,6 @@
 """engine.Sequential: Keras' workflow mapped onto the engine's network and kernels.
 
-These check the mapping itself without Keras (tests/test_keras_agreement.py compares with
+These check the mapping itself without Keras (tests/test_api_keras_agreement.py compares with
 Keras): a Sequential model trains exactly as the engine network it describes, Keras' loss
 and batch-norm definitions hold on hand-computed numbers, and the workflow's pieces (fit's
 options, callbacks, weights, summary, files, errors) behave as Keras users expect.
