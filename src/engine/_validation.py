@@ -47,6 +47,24 @@ def positive_float(name, value):
     return value
 
 
+def per_hidden_layer(name, value, n_hidden, single, noun, convert=None):
+    """``value``, a sequence (not a string) with one entry per hidden layer, as a tuple of
+    its entries passed through ``convert``. Raises a TypeError saying what ``name`` may be
+    (``single`` for all layers, or a list of ``noun``s) when it is no such sequence or an
+    entry does not convert, and a ValueError when its length is not ``n_hidden``."""
+    try:
+        if isinstance(value, str):
+            raise TypeError
+        entries = tuple(value if convert is None else map(convert, value))
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {single} or a list of {n_hidden} {noun}s, one per "
+                        f"hidden layer; got {value!r}") from None
+    if len(entries) != n_hidden:
+        raise ValueError(f"{name} needs one {noun} per hidden layer ({n_hidden}); got "
+                         f"{len(entries)}: {list(entries)!r}")
+    return entries
+
+
 def layer_sizes(sizes):
     try:
         sizes = list(sizes)

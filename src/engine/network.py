@@ -846,14 +846,7 @@ def _hidden_activations(value, n_hidden):
     """``activation`` checked: one name, or a tuple with one name per hidden layer."""
     if isinstance(value, str):
         return check.choice("activation", value, codes.ACTIVATIONS)
-    try:
-        names = tuple(value)
-    except TypeError:
-        raise TypeError(f"activation must be a name or a list of {n_hidden} names (one per "
-                        f"hidden layer); got {value!r}") from None
-    if len(names) != n_hidden:
-        raise ValueError(f"activation needs one name per hidden layer ({n_hidden}); got "
-                         f"{len(names)}: {list(names)!r}")
+    names = check.per_hidden_layer("activation", value, n_hidden, "a name", "name")
     for i, name in enumerate(names):
         check.choice(f"activation[{i}]", name, codes.ACTIVATIONS)
     return names

@@ -82,14 +82,8 @@ def dropout_rates(dropout, sizes):
     if isinstance(dropout, numbers.Real) and not isinstance(dropout, bool):
         rates = [float(dropout)] * n_hidden
     else:
-        try:
-            rates = [float(p) for p in dropout]
-        except (TypeError, ValueError):
-            raise TypeError(f"dropout must be a rate in [0, 1) or a list of {n_hidden} rates, "
-                            f"one per hidden layer; got {dropout!r}") from None
-        if len(rates) != n_hidden:
-            raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}); got "
-                             f"{len(rates)}")
+        rates = list(check.per_hidden_layer("dropout", dropout, n_hidden, "a rate in [0, 1)",
+                                            "rate", convert=float))
     for i, p in enumerate(rates):
         if not 0 <= p < 1:
             where = "dropout" if isinstance(dropout, numbers.Real) else f"dropout[{i}]"
