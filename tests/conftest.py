@@ -110,6 +110,25 @@ def assert_close_relative(actual, expected, rtol):
     assert err <= rtol, f"max relative difference {err:.3e} exceeds {rtol:.0e}"
 
 
+def assert_matches_central_differences(analytic, param, cost, h=1e-6):
+    """``analytic`` is the gradient of ``cost()`` with respect to the array ``param``
+    (changed in place and restored, entry by entry): central differences with step ``h``
+    have truncation error O(h²) ≈ 1e-12 and rounding error ≈ 1e-16/h ≈ 1e-10 of the cost,
+    so on these small smooth problems they agree to ~1e-9 of the gradient's scale; the
+    assertion allows 1e-6 of it (and of 1, for tiny gradients)."""
+    numeric = np.zeros_like(param)
+    for idx in np.ndindex(param.shape):
+        saved = param[idx]
+        param[idx] = saved + h
+        up = cost()
+        param[idx] = saved - h
+        down = cost()
+        param[idx] = saved
+        numeric[idx] = (up - down) / (2 * h)
+    scale = max(1.0, np.abs(numeric).max())
+    np.testing.assert_allclose(analytic, numeric, rtol=0, atol=1e-6 * scale)
+
+
 # -- numba-parallel's threads -------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import engine
 from engine import oracle
+from conftest import assert_matches_central_differences
 
 
 @pytest.mark.parametrize("dropout_rate", [None, 0.4], ids=["bn", "bn+dropout"])
@@ -47,17 +48,7 @@ def test_gradients_with_batch_norm_after_the_activation_match_finite_differences
     probes += [(grads.gamma[l], bn[l].gamma) for l in (0, 1)]
     probes += [(grads.beta[l], bn[l].beta) for l in (0, 1)]
     for analytic, param in probes:
-        numeric = np.zeros_like(param)
-        for idx in np.ndindex(param.shape):
-            saved = param[idx]
-            param[idx] = saved + 1e-6
-            up = summed_cost()
-            param[idx] = saved - 1e-6
-            down = summed_cost()
-            param[idx] = saved
-            numeric[idx] = (up - down) / 2e-6
-        scale = max(1.0, np.abs(numeric).max())
-        np.testing.assert_allclose(analytic, numeric, rtol=0, atol=1e-6 * scale)
+        assert_matches_central_differences(analytic, param, summed_cost)
     assert np.abs(grads.b[0]).max() > 1e-3  # the layer's bias matters now
     np.testing.assert_array_equal(grads.b[1], 0)  # before the activation: it cancels
 

@@ -14,7 +14,7 @@ import pytest
 import engine
 from engine import oracle
 from engine.kernels import codes, cpu
-from conftest import relative_error, targets_for
+from conftest import assert_matches_central_differences, relative_error, targets_for
 
 RTOL_EPOCH = {"float64": 1e-10, "float32": 1e-4}
 RTOL_STEP = {"float64": 1e-12, "float32": 1e-5}
@@ -113,17 +113,7 @@ def test_the_oracle_uses_each_layers_activation_in_backprop():
                                           "quadratic")
     for analytic, params in ((nabla_w, weights), (nabla_b, biases)):
         for grad, p in zip(analytic, params):
-            numeric = np.zeros_like(p)
-            for idx in np.ndindex(p.shape):
-                saved = p[idx]
-                p[idx] = saved + 1e-6
-                up = summed_cost()
-                p[idx] = saved - 1e-6
-                down = summed_cost()
-                p[idx] = saved
-                numeric[idx] = (up - down) / 2e-6
-            scale = max(1.0, np.abs(numeric).max())
-            np.testing.assert_allclose(grad, numeric, rtol=0, atol=1e-6 * scale)
+            assert_matches_central_differences(grad, p, summed_cost)
 
 
 def test_a_list_of_equal_activations_is_the_uniform_network():

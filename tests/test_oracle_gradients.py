@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine import oracle
-from conftest import COMBINATIONS, targets_for
+from conftest import COMBINATIONS, assert_matches_central_differences, targets_for
 
 
 def _summed_cost(weights, biases, X, Y, hidden, output, cost):
@@ -37,20 +37,10 @@ def _check_gradients(hidden, output, cost, sizes, Y, rng):
 
     nabla_b, nabla_w, _ = oracle.backprop(weights, biases, X, Y, hidden, output, cost)
 
-    h = 1e-6
     for analytic, params in ((nabla_w, weights), (nabla_b, biases)):
         for grad, p in zip(analytic, params):
-            numeric = np.zeros_like(p)
-            for idx in np.ndindex(p.shape):
-                saved = p[idx]
-                p[idx] = saved + h
-                up = _summed_cost(weights, biases, X, Y, hidden, output, cost)
-                p[idx] = saved - h
-                down = _summed_cost(weights, biases, X, Y, hidden, output, cost)
-                p[idx] = saved
-                numeric[idx] = (up - down) / (2 * h)
-            scale = max(1.0, np.abs(numeric).max())
-            np.testing.assert_allclose(grad, numeric, rtol=0, atol=1e-6 * scale)
+            assert_matches_central_differences(
+                grad, p, lambda: _summed_cost(weights, biases, X, Y, hidden, output, cost))
 
 
 def test_mean_cost_is_mean_of_sample_costs():

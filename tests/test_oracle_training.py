@@ -18,6 +18,7 @@ import pytest
 
 import engine
 from engine import oracle, training
+from conftest import assert_matches_central_differences
 
 HYPER = {"momentum": 0.8, "beta1": 0.85, "beta2": 0.99, "eps": 1e-3, "rho": 0.9,
          "weight_decay": 0.0}
@@ -150,20 +151,11 @@ def test_batch_norm_and_dropout_gradients_match_finite_differences(hidden, outpu
     probes = [(grads.w[l], weights[l]) for l in range(3)] + [(grads.b[2], biases[2])]
     probes += [(grads.gamma[l], bn[l].gamma) for l in (0, 1)]
     probes += [(grads.beta[l], bn[l].beta) for l in (0, 1)]
-    h = 1e-6
     for analytic, param in probes:
-        numeric = np.zeros_like(param)
-        for idx in np.ndindex(param.shape):
-            saved = param[idx]
-            param[idx] = saved + h
-            up = _summed_training_cost(weights, biases, X, Y, hidden, output, cost, bn, dropout)
-            param[idx] = saved - h
-            down = _summed_training_cost(weights, biases, X, Y, hidden, output, cost, bn,
-                                         dropout)
-            param[idx] = saved
-            numeric[idx] = (up - down) / (2 * h)
-        scale = max(1.0, np.abs(numeric).max())
-        np.testing.assert_allclose(analytic, numeric, rtol=0, atol=1e-6 * scale)
+        assert_matches_central_differences(
+            analytic, param,
+            lambda: _summed_training_cost(weights, biases, X, Y, hidden, output, cost, bn,
+                                          dropout))
     # a normalised layer's bias cancels out of the cost: no gradient, by definition
     np.testing.assert_array_equal(grads.b[0], 0)
 
