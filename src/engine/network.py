@@ -166,8 +166,7 @@ class Network:
         """
         where = state.layout(self.sizes, self.batch_norm)
         self._n_bn = where.n_bn
-        self._bn_off, self._w_off, self._b_off, self._a_off = (where.bn_off, where.w_off,
-                                                               where.b_off, where.a_off)
+        self._bn_off, self._w_off, self._b_off = where.bn_off, where.w_off, where.b_off
         self._sizes = np.asarray(self.sizes, dtype=np.int64)
         self._params = np.zeros(where.size, dtype=self.dtype)
         first_gamma = where.size - 2 * where.n_bn

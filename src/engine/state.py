@@ -28,7 +28,6 @@ class ParameterLayout(NamedTuple):
 
     w_off: np.ndarray    # first weight of each layer (row-major (n_out, n_in) block)
     b_off: np.ndarray    # first bias of each layer
-    a_off: np.ndarray    # first unit of each layer's inputs in a row of all activations
     bn_off: np.ndarray   # first batch-normalised unit of each layer, -1 where none
     n_bn: int            # batch-normalised units in all (γ of each, then β of each)
     size: int            # length of the flat array: weights and biases, then 2·n_bn
@@ -51,7 +50,6 @@ def layout(sizes, batch_norm):
         bn_off.append(n_bn if normalised else -1)
         n_bn += n_out if normalised else 0
     return ParameterLayout(np.asarray(w_off, dtype=np.int64), np.asarray(b_off, dtype=np.int64),
-                           np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int64),
                            np.asarray(bn_off, dtype=np.int64), n_bn, offset + 2 * n_bn)
 
 
